@@ -1,0 +1,29 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from chat import verification
+from chat.models import Profile
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "nickname", "status", "decided_by", "decided_at", "created_at")
+    list_filter = ("status",)
+    search_fields = ("user_id", "nickname")
+    # Decisions go through the actions only, so that open connections hear of them.
+    readonly_fields = ("status", "decided_by", "decided_at", "created_at")
+    actions = ("approve", "reject")
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[Profile], status: str) -> None:
+        user_ids = list(queryset.values_list("user_id", flat=True))
+        count = verification.set_verification(user_ids=user_ids, status=status, decided_by=request.user)
+        self.message_user(request, f"{count} profile(s) marked {status}.", messages.SUCCESS)
+
+    @admin.action(description="Approve verification of selected profiles")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Profile]) -> None:
+        self._decide(request, queryset, Profile.Status.APPROVED)
+
+    @admin.action(description="Reject verification of selected profiles")
+    def reject(self, request: HttpRequest, queryset: QuerySet[Profile]) -> None:
+        self._decide(request, queryset, Profile.Status.REJECTED)

@@ -1,0 +1,203 @@
+"""The chat WebSocket: authenticate on connect, then decode each frame,
+validate it, authorise it and hand it to one service call. No storage here."""
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import auth, delivery, events, services, validation, verification
+from chat.blocking import run_orm
+from chat.errors import (
+    AuthenticationFailed,
+    AuthUnavailable,
+    ChatError,
+    InvalidJson,
+    InvalidRequest,
+    StorageUnavailable,
+    UnknownAction,
+    VerificationRequired,
+)
+from chat.storage import Connection
+
+log = logging.getLogger(__name__)
+
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_EXPIRED = 4408
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Browsers send Origin: it must be listed in ALLOWED_ORIGINS, or, when
+    that is empty, match the Host header. Clients without Origin pass."""
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin:
+        return True
+    if settings.ALLOWED_ORIGINS:
+        return "*" in settings.ALLOWED_ORIGINS or origin in settings.ALLOWED_ORIGINS
+    return urlsplit(origin).netloc == headers.get(b"host", b"").decode("latin-1")
+
+
+def query_token(scope: dict[str, Any]) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return values[0] if values else None
+
+
+def decode_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+    if text_data is None:
+        raise InvalidJson("Binary frames are not accepted; send JSON text")
+    try:
+        frame = json.loads(text_data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson("Frame is not valid JSON") from exc
+    if not isinstance(frame, dict):
+        raise InvalidJson("Frame must be a JSON object")
+    return frame
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    identity: auth.Identity | None = None
+    connection: Connection | None = None
+
+    async def connect(self) -> None:
+        # Accept first: a close before accept becomes an HTTP 403 and the
+        # client never learns the code.
+        await self.accept()
+        self.joined: set[str] = set()
+        if not origin_allowed(self.scope):
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
+            return
+        try:
+            identity = await auth.authenticate(query_token(self.scope))
+        except AuthenticationFailed as error:
+            log.info("refused connection: %s", error.message)
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        except AuthUnavailable:
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        await self._register(identity)
+
+    async def _register(self, identity: auth.Identity) -> None:
+        # Join the user's group before reading the verification status, so a
+        # decision made in between still reaches this connection.
+        await self._join(delivery.user_group(identity.user_id))
+        try:
+            opened = await services.open_connection(identity=identity, connection_id=uuid.uuid4().hex)
+        except StorageUnavailable:
+            await self._leave_all()
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        self.identity, self.connection, self.verification = identity, opened.connection, opened.verification
+        for room_id in opened.room_ids:
+            await self._join(delivery.room_group(room_id))
+        self._refresher = asyncio.create_task(self._keep_alive())
+
+    async def disconnect(self, code: int) -> None:
+        if self.connection is None:
+            await self._leave_all()
+            return
+        self._refresher.cancel()
+        connection, self.connection = self.connection, None
+        await self._leave_all()
+        try:
+            await services.close_connection(connection)
+        except StorageUnavailable:
+            log.warning("connection %s left for the reaper", connection.connection_id)
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.add(group)
+
+    async def _leave_all(self) -> None:
+        for group in getattr(self, "joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = set()
+
+    async def _keep_alive(self) -> None:
+        """Keep the registry items and group memberships from expiring while
+        the socket lives."""
+        while True:
+            await asyncio.sleep(settings.CONNECTION_REFRESH_SECONDS)
+            try:
+                self.connection = await services.refresh_connection(self.connection)
+                for group in self.joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
+            except Exception:
+                log.exception("could not refresh connection %s", self.connection.connection_id)
+
+    # --- client frames -------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.connection is None:
+            return  # refused or closing: frames that raced the close are ignored
+        action = None
+        try:
+            frame = decode_frame(text_data, bytes_data)
+            action = frame.get("action")
+            await self._handler(action)(frame)
+        except ChatError as error:
+            await self.send_frame(events.error_frame(error, action if isinstance(action, str) else None))
+        except Exception:
+            log.exception("unexpected error handling %r", action)
+            await self.send_frame(events.error_frame(ChatError(), action if isinstance(action, str) else None))
+
+    def _handler(self, action: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        if not isinstance(action, str):
+            raise InvalidRequest("action must be a string")
+        handlers = {"sendMessage": self.on_send_message, "ping": self.on_ping}
+        if action not in handlers:
+            raise UnknownAction(f"Unknown action: {action[:64]}")
+        return handlers[action]
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_frame(events.pong_frame())
+
+    async def on_send_message(self, frame: dict[str, Any]) -> None:
+        request = validation.send_message(frame)
+        await self._ensure_verified()
+        message = await services.send_message(
+            sender_id=self.identity.user_id, request=request, origin_channel=self.channel_name
+        )
+        await self.send_frame(events.message_frame(message))
+        await self.send_frame(events.ack_frame(message))
+
+    async def _ensure_verified(self) -> None:
+        """The cached status is kept current by verification events; a
+        negative one is re-read in case such an event was lost."""
+        if self.verification != verification.APPROVED:
+            self.verification = await run_orm(verification.current_status, self.identity.user_id)
+        if self.verification != verification.APPROVED:
+            raise VerificationRequired()
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=events.encode(frame))
+
+    # --- channel-layer events ----------------------------------------------------------
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        if event.get("skip") != self.channel_name:
+            await self.send(text_data=event["text"])
+
+    async def chat_verification(self, event: dict[str, Any]) -> None:
+        self.verification = event["status"]
+        await self.send_frame(events.verification_frame(event["status"]))
+
+    async def chat_room_joined(self, event: dict[str, Any]) -> None:
+        if self.connection is not None:
+            await self._join(delivery.room_group(event["room_id"]))
+            await self.send_frame(events.room_frame(event["room_id"]))
+
+    async def chat_reaped(self, event: dict[str, Any]) -> None:
+        if self.connection is not None and event["connection_id"] == self.connection.connection_id:
+            self._refresher.cancel()
+            self.connection = None  # its items are gone already
+            await self._leave_all()
+            await self.close(code=CLOSE_EXPIRED)

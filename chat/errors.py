@@ -1,0 +1,96 @@
+"""Domain errors. Each carries the public code that clients see, in error
+frames on the socket and in HTTP error bodies, and the HTTP status it maps to.
+"""
+
+
+class ChatError(Exception):
+    """Base of every error a client may be told about."""
+
+    code = "INTERNAL_ERROR"
+    status = 500
+    default_message = "Internal error"
+
+    def __init__(self, message: str | None = None):
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidJson(ChatError):
+    """The frame was binary, not JSON, or not a JSON object."""
+
+    code = "INVALID_JSON"
+    status = 400
+    default_message = "Frames must be JSON objects sent as text"
+
+
+class UnknownAction(ChatError):
+    """The frame's action names no handler."""
+
+    code = "UNKNOWN_ACTION"
+    status = 400
+    default_message = "Unknown action"
+
+
+class InvalidRequest(ChatError):
+    """A field is missing, of the wrong type, or out of range."""
+
+    code = "INVALID_REQUEST"
+    status = 400
+    default_message = "Invalid request"
+
+
+class MessageTooLong(ChatError):
+    """The content is longer than the limit, counted in UTF-16 code units."""
+
+    code = "MESSAGE_TOO_LONG"
+    status = 400
+    default_message = "Message is too long"
+
+
+class VerificationRequired(ChatError):
+    """The sender's identity verification is not approved."""
+
+    code = "VERIFICATION_REQUIRED"
+    status = 403
+    default_message = "Identity verification is required before sending messages"
+
+
+class NotAParticipant(ChatError):
+    """The room does not exist or the user is not one of its participants;
+    the two are indistinguishable on purpose."""
+
+    code = "NOT_A_PARTICIPANT"
+    status = 403
+    default_message = "Not a participant of this chat room"
+
+
+class RoomNotFound(ChatError):
+    """The room does not exist (for trusted callers such as commands)."""
+
+    code = "ROOM_NOT_FOUND"
+    status = 404
+    default_message = "Chat room not found"
+
+
+class StorageUnavailable(ChatError):
+    """DynamoDB did not answer or refused; nothing was acknowledged."""
+
+    code = "STORAGE_UNAVAILABLE"
+    status = 503
+    default_message = "Storage is unavailable, try again"
+
+
+class AuthenticationFailed(ChatError):
+    """The token is missing or fails verification."""
+
+    code = "UNAUTHORIZED"
+    status = 401
+    default_message = "Authentication failed"
+
+
+class AuthUnavailable(ChatError):
+    """The issuer's keys could not be fetched; not the client's fault."""
+
+    code = "AUTH_UNAVAILABLE"
+    status = 503
+    default_message = "Token verification is unavailable, try again"

@@ -1,0 +1,78 @@
+"""The single-table key layout, and the only place that spells it.
+
+Layout (the reference system's, unchanged):
+
+| PK                    | SK                           | entity            |
+|-----------------------|------------------------------|-------------------|
+| CONNECTION#{connId}   | METADATA                     | Connection        |
+| USER#{userId}         | CONNECTION#{connId}          | UserConnection    |
+| CHATROOM#{roomId}     | METADATA                     | ChatRoom          |
+| CHATROOM#{roomId}     | MESSAGE#{timestampMs}#{id}   | Message           |
+| CHATROOM#{roomId}     | LASTMESSAGE                  | last-message preview |
+| USER#{userId}         | CHATROOM#{roomId}            | ChatParticipation |
+| ACTIVITY#{activityId} | CHATROOM#{roomId}            | activity link     |
+
+GSI1 on the participation items: GSI1PK = USERROOMS#{userId}.
+"""
+
+Key = dict[str, str]
+
+CONNECTION_PREFIX = "CONNECTION#"
+ROOM_PREFIX = "CHATROOM#"
+MESSAGE_PREFIX = "MESSAGE#"
+METADATA = "METADATA"
+LAST_MESSAGE = "LASTMESSAGE"
+
+
+def _key(pk: str, sk: str) -> Key:
+    return {"PK": pk, "SK": sk}
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def room_pk(room_id: str) -> str:
+    return f"{ROOM_PREFIX}{room_id}"
+
+
+def connection(connection_id: str) -> Key:
+    return _key(f"{CONNECTION_PREFIX}{connection_id}", METADATA)
+
+
+def user_connection(user_id: str, connection_id: str) -> Key:
+    return _key(user_pk(user_id), f"{CONNECTION_PREFIX}{connection_id}")
+
+
+def room(room_id: str) -> Key:
+    return _key(room_pk(room_id), METADATA)
+
+
+def last_message(room_id: str) -> Key:
+    return _key(room_pk(room_id), LAST_MESSAGE)
+
+
+def message(room_id: str, timestamp_ms: int, message_id: str) -> Key:
+    return _key(room_pk(room_id), f"{MESSAGE_PREFIX}{timestamp_ms}#{message_id}")
+
+
+def participation(user_id: str, room_id: str) -> Key:
+    return _key(user_pk(user_id), room_pk(room_id))
+
+
+def user_rooms_gsi_pk(user_id: str) -> str:
+    return f"USERROOMS#{user_id}"
+
+
+def activity_room(activity_id: str, room_id: str) -> Key:
+    return _key(f"ACTIVITY#{activity_id}", room_pk(room_id))
+
+
+def room_id_from_sk(sort_key: str) -> str:
+    """The room id of a participation or activity item's sort key."""
+    return sort_key.removeprefix(ROOM_PREFIX)
+
+
+def connection_id_from_pk(partition_key: str) -> str:
+    """The connection id of a Connection item's partition key."""
+    return partition_key.removeprefix(CONNECTION_PREFIX)

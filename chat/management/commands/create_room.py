@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from chat import services
+from chat.errors import ChatError
+
+
+class Command(BaseCommand):
+    help = "Create a chat room and print its id."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--participants", required=True, help="comma-separated user ids")
+        parser.add_argument("--name", help="room name")
+        parser.add_argument("--activity", help="activity id to link the room to")
+
+    def handle(self, *args, participants, name, activity, **options):
+        ids = [user_id.strip() for user_id in participants.split(",") if user_id.strip()]
+        try:
+            room = services.create_room_sync(participant_ids=ids, name=name, activity_id=activity)
+        except ChatError as error:
+            raise CommandError(f"{error.code}: {error.message}") from error
+        self.stdout.write(room.room_id)

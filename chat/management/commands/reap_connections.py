@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from chat import services
+
+
+class Command(BaseCommand):
+    help = "Delete expired connection items (both of each pair) and close those sockets."
+
+    def handle(self, *args, **options):
+        reaped = services.reap_expired_connections_sync()
+        self.stdout.write(f"reaped {reaped} connection(s)")

@@ -1,0 +1,180 @@
+"""Settings for the chat server.
+
+Every value comes from an environment variable with a documented default; the
+README has the full table. Nothing here is secret by default: production must
+set DJANGO_SECRET_KEY (the server refuses to start without it unless
+DJANGO_DEBUG is on).
+"""
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env_str(name)
+    if not value:
+        return default
+    return value.lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    try:
+        return int(value) if value else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in env_str(name).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+
+PORT = env_int("PORT", 8000)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]"]
+# Browser origins allowed to open the WebSocket. Empty means "same origin as
+# the Host header"; "*" allows any. Clients that send no Origin are allowed.
+ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = [origin for origin in ALLOWED_ORIGINS if origin != "*"]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatproject.urls"
+ASGI_APPLICATION = "chatproject.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        env="DATABASE_URL",
+        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=60,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Pool threads write concurrently: wait for the lock instead of failing,
+    # and take it at BEGIN so that read-then-write transactions cannot deadlock.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Channel layer -----------------------------------------------------------
+# capacity is per channel and per process: a connection that falls this far
+# behind loses frames (channels-redis drops them with only an INFO log), so it
+# is sized for bursts well above any one room's rate. group_expiry matches the
+# connection lifetime; live consumers re-join their groups long before it.
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379")
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "redis")
+CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 1000)
+CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 86400)
+if CHANNEL_LAYER == "memory":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+elif CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # The layer's blocking receive waits 5 s in Redis; a read
+                # timeout at or below that kills every consumer.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "prefix": env_str("CHANNEL_PREFIX", "chat"),
+                "capacity": CHANNEL_CAPACITY,
+                "expiry": 60,
+                "group_expiry": CHANNEL_GROUP_EXPIRY,
+            },
+        }
+    }
+else:
+    raise ImproperlyConfigured("CHANNEL_LAYER must be 'redis' or 'memory'")
+
+# --- DynamoDB ----------------------------------------------------------------
+DYNAMODB_ENDPOINT_URL = env_str("DYNAMODB_ENDPOINT_URL") or None
+DYNAMODB_TABLE = env_str("DYNAMODB_TABLE", "chat")
+AWS_REGION = env_str("AWS_REGION", "us-east-1")
+# Threads that run blocking calls (boto3, JWKS fetches, the ORM) off the event
+# loop; also the size of boto3's HTTP connection pool.
+BLOCKING_THREADS = env_int("BLOCKING_THREADS", 32)
+CONNECTION_TTL_SECONDS = env_int("CONNECTION_TTL_SECONDS", 86400)
+CONNECTION_REFRESH_SECONDS = env_int("CONNECTION_REFRESH_SECONDS", 3600)
+
+# --- JWT -----------------------------------------------------------------------
+COGNITO_REGION = env_str("COGNITO_REGION") or AWS_REGION
+COGNITO_USER_POOL_ID = env_str("COGNITO_USER_POOL_ID")
+COGNITO_CLIENT_ID = env_str("COGNITO_CLIENT_ID")
+JWT_DEV_ISSUER = env_bool("JWT_DEV_ISSUER")
+JWT_DEV_KEY_PATH = Path(env_str("JWT_DEV_KEY_PATH") or VAR_DIR / "dev-jwt-key.pem")
+
+if COGNITO_USER_POOL_ID:
+    _default_issuer = f"https://cognito-idp.{COGNITO_REGION}.amazonaws.com/{COGNITO_USER_POOL_ID}"
+elif JWT_DEV_ISSUER:
+    _default_issuer = f"http://127.0.0.1:{PORT}/dev-issuer"
+else:
+    _default_issuer = ""
+JWT_ISSUER = env_str("JWT_ISSUER") or _default_issuer
+JWT_AUDIENCE = env_str("JWT_AUDIENCE") or COGNITO_CLIENT_ID or ("chat-dev" if JWT_DEV_ISSUER else "")
+JWT_JWKS_URL = env_str("JWT_JWKS_URL") or (f"{JWT_ISSUER}/.well-known/jwks.json" if JWT_ISSUER else "")
+JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 30)
+JWT_JWKS_TIMEOUT_SECONDS = env_int("JWT_JWKS_TIMEOUT_SECONDS", 3)
+JWT_JWKS_CACHE_SECONDS = env_int("JWT_JWKS_CACHE_SECONDS", 3600)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,57 @@
+"""`make run`: the chat server with embedded defaults.
+
+Starts dynalite on var/dynamodb (unless DYNAMODB_ENDPOINT_URL is set),
+migrates, creates the table, then serves daphne on 127.0.0.1:$PORT. Falls back
+to the in-memory channel layer, loudly, when Redis does not answer. Ctrl-C
+stops everything it started."""
+import os
+import subprocess
+import sys
+
+from devtools.servers import ROOT, Dynalite, redis_answers, use_local_credentials
+
+BANNER = "!" * 78
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ.setdefault("JWT_DEV_ISSUER", "1")
+    port = os.environ.setdefault("PORT", "8000")
+    redis_url = os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379")
+    dynalite = None
+    daphne = None
+    try:
+        if not os.environ.get("DYNAMODB_ENDPOINT_URL"):
+            use_local_credentials()
+            local_port = int(os.environ.get("DYNAMODB_LOCAL_PORT", "8001"))
+            dynalite = Dynalite(ROOT / "var" / "dynamodb", port=local_port).start()
+            os.environ["DYNAMODB_ENDPOINT_URL"] = dynalite.url
+            print(f"local DynamoDB (dynalite) on {dynalite.url}, data in var/dynamodb")
+        if os.environ.get("CHANNEL_LAYER", "redis") == "redis" and not redis_answers(redis_url):
+            print(f"{BANNER}\nRedis does not answer at {redis_url}: using the IN-MEMORY channel layer.\n"
+                  f"Only this one process can deliver messages. Start Redis for anything real.\n{BANNER}")
+            os.environ["CHANNEL_LAYER"] = "memory"
+        manage("migrate", "--noinput", "-v", "0")
+        manage("create_table")
+        print(f"chat server on http://127.0.0.1:{port}  (WebSocket: ws://127.0.0.1:{port}/ws/?token=...)")
+        print("dev token:  .venv/bin/python manage.py issue_token --sub alice --name Alice")
+        daphne = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "chatproject.asgi:application"], cwd=ROOT
+        )
+        return daphne.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if daphne and daphne.poll() is None:
+            daphne.terminate()
+            daphne.wait()
+        if dynalite:
+            dynalite.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

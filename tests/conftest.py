@@ -1,0 +1,132 @@
+"""Fixtures on real services: dynalite (or DYNAMODB_ENDPOINT_URL), Redis (or
+REDIS_URL), and a JWKS served over HTTP. Each run gets its own table and
+channel-layer prefix, so runs never see each other's data."""
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from chat import auth, storage
+from devtools.servers import Dynalite, redis_answers, start_local_redis, use_local_credentials
+from tests.issuer import AUDIENCE, ISSUER, TestIssuer
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SQLite's shared in-memory database locks whole tables across threads;
+    the pool threads that run ORM calls need a file like production's."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    use_local_credentials()
+    if os.environ.get("DYNAMODB_ENDPOINT_URL"):
+        yield os.environ["DYNAMODB_ENDPOINT_URL"]
+        return
+    server = Dynalite(tmp_path_factory.mktemp("dynamodb")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    if not redis_answers(url):
+        if os.environ.get("REDIS_URL"):
+            pytest.exit(f"REDIS_URL={url} does not answer", returncode=3)
+        start_local_redis(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[TestIssuer]:
+    server = TestIssuer().serve()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def backend(dynamodb_endpoint: str, redis_url: str, issuer: TestIssuer) -> Iterator[dict[str, str]]:
+    """Point the app at this run's table, channel prefix and issuer."""
+    table = f"chat-test-{RUN_ID}"
+    prefix = f"chat-test-{RUN_ID}"
+    settings.DYNAMODB_ENDPOINT_URL = dynamodb_endpoint
+    settings.DYNAMODB_TABLE = table
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = redis_url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = prefix
+    channel_layers.backends.clear()
+    settings.JWT_ISSUER, settings.JWT_AUDIENCE, settings.JWT_JWKS_URL = ISSUER, AUDIENCE, issuer.jwks_url
+    storage.client.cache_clear()
+    storage.create_table()
+    yield {"endpoint": dynamodb_endpoint, "table": table, "prefix": prefix, "redis_url": redis_url}
+    storage.client().delete_table(TableName=table)
+
+
+@pytest.fixture
+def fresh_jwks() -> Iterator[None]:
+    """Forget cached keys, for tests about fetching them."""
+    auth._cache = None
+    yield
+    auth._cache = None
+
+
+@pytest_asyncio.fixture
+async def connect(issuer: TestIssuer) -> AsyncIterator:
+    """connect(token, headers=..., ready=True) -> a communicator on /ws/.
+    The server accepts before it authenticates, so with ready (the default)
+    it also waits for a pong: the connection is then registered and joined."""
+    opened: list[WebsocketCommunicator] = []
+
+    async def open_socket(token: str | None, *, headers: list | None = None, ready: bool = True) -> WebsocketCommunicator:
+        from chatproject.asgi import application
+
+        path = "/ws/" if token is None else f"/ws/?token={token}"
+        communicator = WebsocketCommunicator(application, path, headers=headers or [])
+        connected, _ = await communicator.connect(timeout=10)
+        assert connected
+        opened.append(communicator)
+        if ready:
+            await communicator.send_json_to({"action": "ping"})
+            assert await communicator.receive_json_from(timeout=10) == {"type": "pong"}
+        return communicator
+
+    yield open_socket
+    for communicator in opened:
+        await communicator.disconnect()
+
+
+async def approve(user_id: str, status: str = "approved") -> None:
+    from chat import verification
+    from chat.blocking import run_orm
+
+    await run_orm(verification.set_verification, user_ids=[user_id], status=status)
+
+
+async def new_room(*participants: str, name: str | None = None) -> str:
+    from chat import services
+
+    room = await services.create_room(participant_ids=list(participants), name=name)
+    return room.room_id
+
+
+@pytest.fixture
+def break_storage(settings) -> Iterator:
+    """break_storage(): DynamoDB stops answering (connection refused) for the
+    rest of the test."""
+
+    def outage() -> None:
+        settings.DYNAMODB_ENDPOINT_URL = "http://127.0.0.1:9"
+        storage.client.cache_clear()
+
+    yield outage
+    storage.client.cache_clear()

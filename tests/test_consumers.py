@@ -1,0 +1,209 @@
+"""The socket protocol as a client sees it: sendMessage, errors, verification."""
+import time
+
+import pytest
+
+from chat import storage
+from tests.conftest import approve, new_room
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def ping_pong(socket) -> None:
+    """The connection is still open and serving frames."""
+    await socket.send_json_to({"action": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+
+
+async def expect_error(socket, frame, code: str, action=None) -> dict:
+    if isinstance(frame, (str, bytes)):
+        await socket.send_to(**({"text_data": frame} if isinstance(frame, str) else {"bytes_data": frame}))
+    else:
+        await socket.send_json_to(frame)
+    reply = await socket.receive_json_from(timeout=5)
+    assert reply["type"] == "error", reply
+    assert reply["data"]["code"] == code
+    assert reply["data"]["action"] == action
+    assert reply["data"]["message"]
+    await ping_pong(socket)
+    return reply
+
+
+@pytest.fixture
+async def member(connect, issuer):
+    """An approved user in a room with a second user, connected."""
+    await approve("sender")
+    room_id = await new_room("sender", "other")
+    socket = await connect(issuer.token("sender"))
+    return socket, room_id
+
+
+async def test_message_reaches_every_connection_of_every_participant(connect, issuer, member):
+    sender, room_id = member
+    sender_tab = await connect(issuer.token("sender"))
+    other_phone = await connect(issuer.token("other"))
+    other_laptop = await connect(issuer.token("other"))
+    outsider = await connect(issuer.token("outsider"))
+
+    await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "hi all", "clientMessageId": "c-1"})
+    echo = await sender.receive_json_from(timeout=5)
+    ack = await sender.receive_json_from(timeout=5)
+    assert echo["type"] == "message"
+    assert ack == {
+        "type": "ack",
+        "data": {
+            "messageId": echo["data"]["messageId"],
+            "clientMessageId": "c-1",
+            "chatRoomId": room_id,
+            "seq": echo["data"]["seq"],
+            "timestamp": echo["data"]["timestamp"],
+        },
+    }
+    for socket in (sender_tab, other_phone, other_laptop):
+        assert await socket.receive_json_from(timeout=5) == echo
+    data = echo["data"]
+    assert (data["chatRoomId"], data["senderId"], data["content"], data["messageType"]) == (room_id, "sender", "hi all", "user")
+    assert data["createdAt"] == storage.iso_from_ms(data["timestamp"])
+    assert await outsider.receive_nothing()
+    assert await sender.receive_nothing()
+
+
+async def test_sequence_numbers_increase_per_room(member):
+    sender, room_id = member
+    seqs = []
+    for n in range(3):
+        await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": f"m{n}"})
+        seqs.append((await sender.receive_json_from(timeout=5))["data"]["seq"])
+        await sender.receive_json_from(timeout=5)
+    assert seqs == [1, 2, 3]
+
+
+async def test_content_of_exactly_5000_utf16_units_is_accepted(member):
+    sender, room_id = member
+    content = "a" * 4998 + "😀"  # the emoji is two UTF-16 code units
+    await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": content})
+    assert (await sender.receive_json_from(timeout=5))["data"]["content"] == content
+
+
+async def test_content_over_5000_utf16_units_is_too_long(member):
+    sender, room_id = member
+    content = "😀" * 2501  # 2501 characters for Python, 5002 for a browser
+    await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "MESSAGE_TOO_LONG", "sendMessage")
+    assert storage.room_messages(room_id) == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param('{"action": "ping"', id="truncated"),
+        pytest.param("[1, 2]", id="array"),
+        pytest.param('"ping"', id="string"),
+        pytest.param("[" * 100000 + "]" * 100000, id="deeply-nested"),
+        pytest.param(b'{"action": "ping"}', id="binary-frame"),
+    ],
+)
+async def test_frames_that_are_not_json_objects_get_invalid_json(member, frame):
+    sender, _ = member
+    await expect_error(sender, frame, "INVALID_JSON")
+
+
+async def test_unknown_action_gets_unknown_action(member):
+    sender, _ = member
+    await expect_error(sender, {"action": "deleteEverything"}, "UNKNOWN_ACTION", "deleteEverything")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"content": "hi"}, id="missing-room"),
+        pytest.param({"chatRoomId": "ROOM"}, id="missing-content"),
+        pytest.param({"chatRoomId": "ROOM", "content": 42}, id="content-not-string"),
+        pytest.param({"chatRoomId": "ROOM", "content": ""}, id="empty-content"),
+        pytest.param({"chatRoomId": "ROOM", "content": " \n\t "}, id="whitespace-content"),
+        pytest.param({"chatRoomId": "ROOM", "content": "bad \ud800 surrogate"}, id="unpaired-surrogate"),
+        pytest.param({"chatRoomId": "a#b", "content": "hi"}, id="room-id-with-hash"),
+        pytest.param({"chatRoomId": "x" * 129, "content": "hi"}, id="room-id-too-long"),
+        pytest.param({"chatRoomId": "", "content": "hi"}, id="room-id-empty"),
+        pytest.param({"chatRoomId": 7, "content": "hi"}, id="room-id-number"),
+        pytest.param({"chatRoomId": "ROOM", "content": "hi", "clientMessageId": "x" * 65}, id="client-id-too-long"),
+        pytest.param({"chatRoomId": "ROOM", "content": "hi", "clientMessageId": ""}, id="client-id-empty"),
+        pytest.param({"chatRoomId": "ROOM", "content": "hi", "clientMessageId": 5}, id="client-id-number"),
+    ],
+)
+async def test_malformed_send_gets_invalid_request_and_stores_nothing(member, fields):
+    sender, room_id = member
+    frame = {"action": "sendMessage", **{k: (room_id if v == "ROOM" else v) for k, v in fields.items()}}
+    await expect_error(sender, frame, "INVALID_REQUEST", "sendMessage")
+    assert storage.room_messages(room_id) == []
+
+
+async def test_action_that_is_not_a_string_gets_invalid_request(member):
+    sender, _ = member
+    await expect_error(sender, {"action": ["ping"]}, "INVALID_REQUEST")
+    await expect_error(sender, {"content": "no action"}, "INVALID_REQUEST")
+
+
+async def test_non_participant_gets_not_a_participant(connect, issuer, member):
+    _, room_id = member
+    await approve("outsider")
+    outsider = await connect(issuer.token("outsider"))
+    await expect_error(outsider, {"action": "sendMessage", "chatRoomId": room_id, "content": "let me in"}, "NOT_A_PARTICIPANT", "sendMessage")
+    assert storage.room_messages(room_id) == []
+
+
+async def test_missing_room_looks_like_not_a_participant(member):
+    sender, _ = member
+    await expect_error(sender, {"action": "sendMessage", "chatRoomId": "no-such-room", "content": "hello?"}, "NOT_A_PARTICIPANT", "sendMessage")
+
+
+async def test_storage_outage_gets_storage_unavailable_and_socket_survives(member, break_storage):
+    sender, room_id = member
+    break_storage()
+    await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": "lost?"}, "STORAGE_UNAVAILABLE", "sendMessage")
+
+
+async def test_unverified_user_gets_verification_required_until_approved(connect, issuer):
+    room_id = await new_room("newbie", "friend")
+    newbie = await connect(issuer.token("newbie"))
+    friend = await connect(issuer.token("friend"))
+    send = {"action": "sendMessage", "chatRoomId": room_id, "content": "first!"}
+
+    await newbie.send_json_to(send)
+    refusal = await newbie.receive_json_from(timeout=5)
+    assert refusal["type"] == "VERIFICATION_REQUIRED" and refusal["message"]
+    assert storage.room_messages(room_id) == []
+    assert await friend.receive_nothing()
+
+    await approve("newbie")
+    assert await newbie.receive_json_from(timeout=5) == {"type": "verification", "data": {"status": "approved"}}
+    await newbie.send_json_to(send)
+    assert (await newbie.receive_json_from(timeout=5))["data"]["content"] == "first!"
+    assert (await friend.receive_json_from(timeout=5))["data"]["content"] == "first!"
+
+
+async def test_rejection_applies_to_open_connections_at_once(member):
+    sender, room_id = member
+    await approve("sender", "rejected")
+    assert await sender.receive_json_from(timeout=5) == {"type": "verification", "data": {"status": "rejected"}}
+    await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "still here"})
+    assert (await sender.receive_json_from(timeout=5))["type"] == "VERIFICATION_REQUIRED"
+
+
+async def test_connection_registry_follows_the_socket(connect, issuer):
+    socket = await connect(issuer.token("registered"))
+    await ping_pong(socket)
+    assert len(storage.user_connection_ids("registered", now=int(time.time()))) == 1
+    await socket.disconnect()
+    assert storage.user_connection_ids("registered", now=int(time.time())) == []
+
+
+async def test_room_created_while_connected_is_delivered_at_once(connect, issuer):
+    await approve("early")
+    early = await connect(issuer.token("early"))
+    late = await connect(issuer.token("late"))
+    room_id = await new_room("early", "late")
+    assert await early.receive_json_from(timeout=5) == {"type": "room", "data": {"chatRoomId": room_id}}
+    assert await late.receive_json_from(timeout=5) == {"type": "room", "data": {"chatRoomId": room_id}}
+    await early.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "new room"})
+    assert (await late.receive_json_from(timeout=5))["data"]["content"] == "new room"
