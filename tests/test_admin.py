@@ -1,0 +1,53 @@
+"""Staff decide verification in the Django admin."""
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+
+from chat import delivery
+from chat.models import Profile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff_client(client):
+    staff = User.objects.create_superuser("staff", "staff@example.com", "pw")
+    client.force_login(staff)
+    return client, staff
+
+
+def test_changelist_filters_and_searches(staff_client):
+    client, _ = staff_client
+    Profile.objects.create(user_id="u-pending", nickname="Penny")
+    Profile.objects.create(user_id="u-approved", nickname="Abe", status="approved")
+    page = client.get("/admin/chat/profile/?status__exact=pending").content.decode()
+    assert "u-pending" in page and "u-approved" not in page
+    page = client.get("/admin/chat/profile/?q=Abe").content.decode()
+    assert "u-approved" in page and "u-pending" not in page
+
+
+@pytest.mark.parametrize("action,status", [("approve", "approved"), ("reject", "rejected")])
+def test_bulk_action_records_decision_and_tells_open_connections(staff_client, action, status):
+    client, staff = staff_client
+    profiles = [Profile.objects.create(user_id=f"bulk-{n}", nickname=f"B{n}") for n in range(2)]
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(delivery.user_group("bulk-1"), channel)
+
+    response = client.post(
+        "/admin/chat/profile/", {"action": action, "_selected_action": [p.pk for p in profiles]}, follow=True
+    )
+    assert response.status_code == 200
+    for profile in profiles:
+        profile.refresh_from_db()
+        assert (profile.status, profile.decided_by, profile.decided_at is not None) == (status, staff, True)
+    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": status}
+
+
+def test_status_cannot_be_edited_around_the_actions(staff_client):
+    client, _ = staff_client
+    profile = Profile.objects.create(user_id="u-edit", nickname="Ed")
+    client.post(f"/admin/chat/profile/{profile.pk}/change/", {"user_id": "u-edit", "nickname": "Ed", "status": "approved"})
+    profile.refresh_from_db()
+    assert profile.status == "pending"

@@ -1,0 +1,87 @@
+"""Management commands, as an operator runs them."""
+import io
+
+import jwt
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.management import CommandError, call_command
+
+from chat import delivery, dev_issuer, storage
+from chat.models import Profile
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue().strip()
+
+
+@pytest.fixture
+def dev_settings(settings, tmp_path):
+    settings.JWT_DEV_ISSUER = True
+    settings.JWT_DEV_KEY_PATH = tmp_path / "dev-key.pem"
+    return settings
+
+
+def test_issue_token_prints_a_cognito_shaped_id_token(dev_settings):
+    token = run("issue_token", "--sub", "alice", "--name", "Alice", "--ttl", "120")
+    [jwk] = dev_issuer.jwks_document()["keys"]
+    claims = jwt.decode(
+        token, jwt.PyJWK(jwk).key, algorithms=["RS256"], audience=dev_settings.JWT_AUDIENCE, issuer=dev_settings.JWT_ISSUER
+    )
+    assert (claims["sub"], claims["nickname"], claims["token_use"]) == ("alice", "Alice", "id")
+    assert claims["exp"] - claims["iat"] == 120
+    assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
+
+
+def test_issue_token_refuses_when_dev_issuer_is_off(settings):
+    settings.JWT_DEV_ISSUER = False
+    with pytest.raises(CommandError, match="dev issuer is off"):
+        run("issue_token", "--sub", "alice")
+
+
+def test_dev_jwks_is_served_only_when_enabled(client, dev_settings):
+    assert client.get("/dev-issuer/.well-known/jwks.json").json() == dev_issuer.jwks_document()
+    dev_settings.JWT_DEV_ISSUER = False
+    assert client.get("/dev-issuer/.well-known/jwks.json").status_code == 404
+
+
+def test_create_room_prints_the_new_room_id():
+    room_id = run("create_room", "--participants", "cmd-a,cmd-b,cmd-c", "--name", "Trio")
+    room = storage.get_room(room_id)
+    assert (room.participant_ids, room.name, room.type) == (("cmd-a", "cmd-b", "cmd-c"), "Trio", "group")
+
+
+def test_create_room_rejects_bad_participants():
+    with pytest.raises(CommandError, match="INVALID_REQUEST"):
+        run("create_room", "--participants", "bad#id")
+
+
+def test_set_verification_records_and_announces_the_decision():
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(delivery.user_group("cmd-user"), channel)
+    assert run("set_verification", "cmd-user", "approved") == "cmd-user is approved"
+    assert Profile.objects.get(user_id="cmd-user").status == "approved"
+    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": "approved"}
+
+
+def test_send_system_message_stores_it():
+    room_id = run("create_room", "--participants", "sys-x")
+    out = run("send_system_message", room_id, "Maintenance at noon")
+    [message] = storage.room_messages(room_id)
+    assert out == f"{message.message_id} seq=1"
+    assert (message.content, message.sender_id) == ("Maintenance at noon", "system")
+
+
+def test_send_system_message_to_missing_room_fails_clearly():
+    with pytest.raises(CommandError, match="ROOM_NOT_FOUND"):
+        run("send_system_message", "nope", "hello")
+
+
+def test_create_table_and_reap_connections_report_what_they_did(settings):
+    assert run("create_table") == f"table {settings.DYNAMODB_TABLE} already exists"
+    assert run("reap_connections").startswith("reaped ")

@@ -1,0 +1,66 @@
+"""Service actions shared by the consumer, commands and admin."""
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import services, storage
+from chat.consumers import CLOSE_EXPIRED
+from chat.errors import InvalidRequest, RoomNotFound
+from tests.conftest import new_room
+from tests.test_storage import raw_items
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_system_message_is_stored_and_delivered_like_any_message(connect, issuer):
+    room_id = await new_room("sys-a", "sys-b")
+    member = await connect(issuer.token("sys-a"))
+    message = await services.send_system_message(room_id=room_id, content="sys-b joined")
+    frame = await member.receive_json_from(timeout=5)
+    assert frame["data"] == {
+        "messageId": message.message_id,
+        "chatRoomId": room_id,
+        "senderId": "system",
+        "content": "sys-b joined",
+        "messageType": "system",
+        "createdAt": message.created_at,
+        "timestamp": message.timestamp,
+        "seq": 1,
+    }
+    [stored] = storage.room_messages(room_id)
+    assert (stored.sender_id, stored.message_type, stored.read_by) == ("system", "system", ())
+
+
+def test_system_message_from_sync_code_needs_an_existing_room():
+    with pytest.raises(RoomNotFound):
+        services.send_system_message_sync(room_id="no-such-room", content="hello")
+
+
+def test_room_needs_one_to_fifty_distinct_participants():
+    with pytest.raises(InvalidRequest):
+        services.create_room_sync(participant_ids=[])
+    with pytest.raises(InvalidRequest):
+        services.create_room_sync(participant_ids=[f"u{n}" for n in range(51)])
+    room = services.create_room_sync(participant_ids=["dup", "dup", "solo"])
+    assert (room.participant_ids, room.type) == (("dup", "solo"), "direct")
+
+
+async def test_reaper_deletes_both_items_of_expired_connections_only():
+    now = int(time.time())
+    await sync_to_async(storage.put_connection)(storage.Connection("ghost-conn", "ghost", "t", now - 5))
+    await sync_to_async(storage.put_connection)(storage.Connection("alive-conn", "ghost", "t", now + 600))
+    assert await services.reap_expired_connections() >= 1
+    assert raw_items("CONNECTION#ghost-conn") == []
+    assert [item["SK"] for item in raw_items("USER#ghost")] == ["CONNECTION#alive-conn"]
+    assert len(raw_items("CONNECTION#alive-conn")) == 1
+
+
+async def test_reaper_closes_an_open_socket_whose_items_expired(connect, issuer):
+    socket = await connect(issuer.token("stale"))
+    [item] = raw_items("USER#stale")
+    expired = storage.Connection(item["connectionId"], "stale", item["connectedAt"], int(time.time()) - 1)
+    await sync_to_async(storage.put_connection)(expired)
+    await services.reap_expired_connections()
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_EXPIRED}
+    assert raw_items("USER#stale") == []
