@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test clean
+.PHONY: install run manage test clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -18,6 +18,14 @@ node_modules/.installed: package.json package-lock.json
 
 run: install
 	$(PY) -m devtools.run
+
+# manage.py against the server of `make run`, e.g.
+#   make manage ARGS="issue_token --sub alice --name Alice"
+manage: install
+	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} JWT_DEV_ISSUER=$${JWT_DEV_ISSUER:-1} \
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
+	DYNAMODB_ENDPOINT_URL=$${DYNAMODB_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_LOCAL_PORT:-8001}} \
+	$(PY) manage.py $(ARGS)
 
 # Starts its own dynalite (and Redis if none answers) unless
 # DYNAMODB_ENDPOINT_URL / REDIS_URL point elsewhere.

@@ -5,6 +5,7 @@ migrates, creates the table, then serves daphne on 127.0.0.1:$PORT. Falls back
 to the in-memory channel layer, loudly, when Redis does not answer. Ctrl-C
 stops everything it started."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -17,7 +18,13 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     os.environ.setdefault("DJANGO_DEBUG", "1")
     os.environ.setdefault("JWT_DEV_ISSUER", "1")
     port = os.environ.setdefault("PORT", "8000")

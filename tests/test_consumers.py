@@ -207,3 +207,11 @@ async def test_room_created_while_connected_is_delivered_at_once(connect, issuer
     assert await late.receive_json_from(timeout=5) == {"type": "room", "data": {"chatRoomId": room_id}}
     await early.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "new room"})
     assert (await late.receive_json_from(timeout=5))["data"]["content"] == "new room"
+
+
+async def test_first_connection_creates_a_pending_profile_with_the_token_nickname(connect, issuer):
+    from chat.models import Profile
+
+    await connect(issuer.token("first-timer", nickname="Newcomer"))
+    profile = await Profile.objects.aget(user_id="first-timer")
+    assert (profile.status, profile.nickname) == ("pending", "Newcomer")
