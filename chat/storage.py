@@ -113,13 +113,13 @@ def _error_code(exc: ClientError) -> str:
 
 
 @contextlib.contextmanager
-def _guard(operation: str) -> Iterator[None]:
-    """Turn endpoint failures into StorageUnavailable; conditional-check
-    failures pass through for the caller to interpret."""
+def _guard(operation: str, expected: frozenset[str] = frozenset({CONDITION_FAILED})) -> Iterator[None]:
+    """Turn endpoint failures into StorageUnavailable; the expected error
+    codes (by default a failed condition) pass through for the caller."""
     try:
         yield
     except ClientError as exc:
-        if _error_code(exc) == CONDITION_FAILED:
+        if _error_code(exc) in expected:
             raise
         log.error("DynamoDB %s failed: %s", operation, exc)
         raise StorageUnavailable() from exc
@@ -179,13 +179,10 @@ def create_table() -> bool:
         ],
     }
     try:
-        with _guard("CreateTable"):
+        with _guard("CreateTable", expected=frozenset({"ResourceInUseException"})):
             client().create_table(**spec)
-    except StorageUnavailable as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ClientError) and _error_code(cause) == "ResourceInUseException":
-            return False
-        raise
+    except ClientError:
+        return False
     with _guard("DescribeTable"):
         client().get_waiter("table_exists").wait(TableName=_table(), WaiterConfig={"Delay": 1})
     _enable_ttl()

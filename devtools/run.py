@@ -45,7 +45,7 @@ def main() -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("create_table")
         print(f"chat server on http://127.0.0.1:{port}  (WebSocket: ws://127.0.0.1:{port}/ws/?token=...)")
-        print("dev token:  .venv/bin/python manage.py issue_token --sub alice --name Alice")
+        print('dev token:  make manage ARGS="issue_token --sub alice --name Alice"')
         daphne = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "chatproject.asgi:application"], cwd=ROOT
         )
