@@ -3,6 +3,7 @@ validate it, authorise it and hand it to one service call. No storage here."""
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,7 @@ from chat.errors import (
     ChatError,
     InvalidJson,
     InvalidRequest,
+    NotAParticipant,
     StorageUnavailable,
     UnknownAction,
     VerificationRequired,
@@ -31,6 +33,7 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_EXPIRED = 4408
+TYPING_INTERVAL_SECONDS = 2.0
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:
@@ -96,8 +99,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN)
             return
         self.identity, self.connection, self.verification = identity, opened.connection, opened.verification
+        self.rooms: set[str] = set()
+        self.typing_sent: dict[str, float] = {}
         for room_id in opened.room_ids:
-            await self._join(delivery.room_group(room_id))
+            await self._join_room(room_id)
         self._refresher = asyncio.create_task(self._keep_alive())
 
     async def disconnect(self, code: int) -> None:
@@ -108,13 +113,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         connection, self.connection = self.connection, None
         await self._leave_all()
         try:
-            await services.close_connection(connection)
+            await services.close_connection(connection, room_ids=sorted(self.rooms))
         except StorageUnavailable:
             log.warning("connection %s left for the reaper", connection.connection_id)
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self.joined.add(group)
+
+    async def _join_room(self, room_id: str) -> None:
+        await self._join(delivery.room_group(room_id))
+        self.rooms.add(room_id)
+
+    async def _leave_room(self, room_id: str) -> None:
+        group = delivery.room_group(room_id)
+        await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined.discard(group)
+        self.rooms.discard(room_id)
 
     async def _leave_all(self) -> None:
         for group in getattr(self, "joined", ()):
@@ -152,7 +167,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _handler(self, action: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
         if not isinstance(action, str):
             raise InvalidRequest("action must be a string")
-        handlers = {"sendMessage": self.on_send_message, "ping": self.on_ping}
+        handlers = {
+            "sendMessage": self.on_send_message,
+            "getMessages": self.on_get_messages,
+            "markRead": self.on_mark_read,
+            "typing": self.on_typing,
+            "ping": self.on_ping,
+        }
         if action not in handlers:
             raise UnknownAction(f"Unknown action: {action[:64]}")
         return handlers[action]
@@ -163,11 +184,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send_message(self, frame: dict[str, Any]) -> None:
         request = validation.send_message(frame)
         await self._ensure_verified()
-        message = await services.send_message(
+        result = await services.send_message(
             sender_id=self.identity.user_id, request=request, origin_channel=self.channel_name
         )
-        await self.send_frame(events.message_frame(message))
-        await self.send_frame(events.ack_frame(message))
+        if result.message is not None:
+            await self.send_frame(events.message_frame(result.message))
+        await self.send_frame(events.ack_frame(result.ack))
+
+    async def on_get_messages(self, frame: dict[str, Any]) -> None:
+        request = validation.get_messages(frame)
+        page = await services.history(
+            self.identity, request.room_id, after_seq=request.after_seq, before_seq=request.before_seq, limit=request.limit
+        )
+        await self.send_frame(events.messages_frame(request.room_id, page.messages, has_more=page.has_more))
+
+    async def on_mark_read(self, frame: dict[str, Any]) -> None:
+        room_id = validation.room_id(frame.get("chatRoomId"))
+        seq = validation.seq(frame.get("seq"), "seq")
+        watermark, moved = await services.mark_read(user_id=self.identity.user_id, room_id=room_id, seq=seq)
+        if not moved:  # nobody else is told; this connection still learns where it stands
+            await self.send_frame(events.read_frame(room_id, self.identity.user_id, watermark))
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        room_id = validation.room_id(frame.get("chatRoomId"))
+        if room_id not in self.rooms:
+            raise NotAParticipant()
+        now = time.monotonic()
+        if now - self.typing_sent.get(room_id, float("-inf")) < TYPING_INTERVAL_SECONDS:
+            return  # throttled quietly, as clients send on every keystroke
+        self.typing_sent[room_id] = now
+        await services.typing(user_id=self.identity.user_id, room_id=room_id)
 
     async def _ensure_verified(self) -> None:
         """The cached status is kept current by verification events; a
@@ -183,8 +229,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- channel-layer events ----------------------------------------------------------
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
-        if event.get("skip") != self.channel_name:
-            await self.send(text_data=event["text"])
+        if event.get("skip") == self.channel_name:
+            return
+        if self.identity is not None and event.get("skip_user") == self.identity.user_id:
+            return
+        await self.send(text_data=event["text"])
 
     async def chat_verification(self, event: dict[str, Any]) -> None:
         self.verification = event["status"]
@@ -192,8 +241,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_room_joined(self, event: dict[str, Any]) -> None:
         if self.connection is not None:
-            await self._join(delivery.room_group(event["room_id"]))
-            await self.send_frame(events.room_frame(event["room_id"]))
+            await self._join_room(event["room"]["chatRoomId"])
+            await self.send_frame(events.room_frame(event["room"]))
+
+    async def chat_room_left(self, event: dict[str, Any]) -> None:
+        if self.connection is not None:
+            await self._leave_room(event["room_id"])
+            await self.send_frame(events.room_left_frame(event["room_id"]))
 
     async def chat_reaped(self, event: dict[str, Any]) -> None:
         if self.connection is not None and event["connection_id"] == self.connection.connection_id:

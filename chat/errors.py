@@ -94,3 +94,11 @@ class AuthUnavailable(ChatError):
     code = "AUTH_UNAVAILABLE"
     status = 503
     default_message = "Token verification is unavailable, try again"
+
+
+class RoomFull(ChatError):
+    """The room already has the maximum number of participants."""
+
+    code = "ROOM_FULL"
+    status = 409
+    default_message = "The chat room is full"

@@ -1,48 +1,84 @@
-"""The wire format: every frame the server sends to clients, and every event
-that travels over the channel layer, is built here and nowhere else."""
+"""The wire format: every frame the server sends to clients, every JSON body
+of the HTTP API, and every event that travels over the channel layer, is
+built here and nowhere else."""
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from chat.errors import ChatError, VerificationRequired
-from chat.storage import Message
+from chat.storage import Message, Room
 
 Frame = dict[str, Any]
+DEFAULT_ROOM_NAMES = {"direct": "Direct message", "group": "Group chat"}
+
+
+@dataclass(frozen=True)
+class Ack:
+    message_id: str
+    client_message_id: str | None
+    room_id: str
+    seq: int
+    timestamp: int
+    duplicate: bool = False
 
 
 def encode(frame: Frame) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
+# --- shared shapes -------------------------------------------------------------------
+
+
+def message_data(message: Message, *, read_by: Iterable[str] | None = None) -> dict[str, Any]:
+    data = {
+        "messageId": message.message_id,
+        "chatRoomId": message.room_id,
+        "senderId": message.sender_id,
+        "content": message.content,
+        "messageType": message.message_type,
+        "createdAt": message.created_at,
+        "timestamp": message.timestamp,
+        "seq": message.seq,
+    }
+    if read_by is not None:
+        data["readBy"] = list(read_by)
+    return data
+
+
+def room_data(room: Room) -> dict[str, Any]:
+    return {
+        "chatRoomId": room.room_id,
+        "name": room.name or DEFAULT_ROOM_NAMES.get(room.type, "Chat"),
+        "type": room.type,
+        "participantIds": list(room.participant_ids),
+        "activityId": room.activity_id,
+        "createdAt": room.created_at,
+    }
+
+
+def error_body(error: ChatError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": error.message}}
+
+
 # --- frames to clients ------------------------------------------------------------
 
 
 def message_frame(message: Message) -> Frame:
-    return {
-        "type": "message",
-        "data": {
-            "messageId": message.message_id,
-            "chatRoomId": message.room_id,
-            "senderId": message.sender_id,
-            "content": message.content,
-            "messageType": message.message_type,
-            "createdAt": message.created_at,
-            "timestamp": message.timestamp,
-            "seq": message.seq,
-        },
-    }
+    return {"type": "message", "data": message_data(message)}
 
 
-def ack_frame(message: Message) -> Frame:
-    return {
-        "type": "ack",
-        "data": {
-            "messageId": message.message_id,
-            "clientMessageId": message.client_message_id,
-            "chatRoomId": message.room_id,
-            "seq": message.seq,
-            "timestamp": message.timestamp,
-        },
+def ack_frame(ack: Ack) -> Frame:
+    data = {
+        "messageId": ack.message_id,
+        "clientMessageId": ack.client_message_id,
+        "chatRoomId": ack.room_id,
+        "seq": ack.seq,
+        "timestamp": ack.timestamp,
     }
+    if ack.duplicate:
+        data["duplicate"] = True
+    return {"type": "ack", "data": data}
 
 
 def error_frame(error: ChatError, action: str | None) -> Frame:
@@ -50,6 +86,10 @@ def error_frame(error: ChatError, action: str | None) -> Frame:
         # The reference system's frame, kept as it was for existing clients.
         return {"type": "VERIFICATION_REQUIRED", "message": error.message}
     return {"type": "error", "data": {"code": error.code, "message": error.message, "action": action}}
+
+
+def messages_frame(room_id: str, messages: list[dict[str, Any]], *, has_more: bool) -> Frame:
+    return {"type": "messages", "data": {"chatRoomId": room_id, "messages": messages, "hasMore": has_more}}
 
 
 def pong_frame() -> Frame:
@@ -60,25 +100,45 @@ def verification_frame(status: str) -> Frame:
     return {"type": "verification", "data": {"status": status}}
 
 
-def room_frame(room_id: str) -> Frame:
-    return {"type": "room", "data": {"chatRoomId": room_id}}
+def room_frame(room: dict[str, Any]) -> Frame:
+    return {"type": "room", "data": room}
+
+
+def room_left_frame(room_id: str) -> Frame:
+    return {"type": "roomLeft", "data": {"chatRoomId": room_id}}
+
+
+def read_frame(room_id: str, user_id: str, seq: int) -> Frame:
+    return {"type": "read", "data": {"chatRoomId": room_id, "userId": user_id, "seq": seq}}
+
+
+def typing_frame(room_id: str, user_id: str) -> Frame:
+    return {"type": "typing", "data": {"chatRoomId": room_id, "userId": user_id}}
+
+
+def presence_frame(user_id: str, online: bool) -> Frame:
+    return {"type": "presence", "data": {"userId": user_id, "online": online}}
 
 
 # --- channel-layer events (handled by ChatConsumer methods of the same name) -------
 
 
-def deliver(frame: Frame, *, skip_channel: str | None = None) -> dict[str, Any]:
+def deliver(frame: Frame, *, skip_channel: str | None = None, skip_user: str | None = None) -> dict[str, Any]:
     """A frame for every consumer in a group, encoded once for all of them.
-    skip_channel is a consumer that already sent the frame itself."""
-    return {"type": "chat.frame", "text": encode(frame), "skip": skip_channel}
+    skip_channel already sent it itself; skip_user's connections do not get it."""
+    return {"type": "chat.frame", "text": encode(frame), "skip": skip_channel, "skip_user": skip_user}
 
 
 def verification_changed(status: str) -> dict[str, Any]:
     return {"type": "chat.verification", "status": status}
 
 
-def room_joined(room_id: str) -> dict[str, Any]:
-    return {"type": "chat.room_joined", "room_id": room_id}
+def room_joined(room: Room) -> dict[str, Any]:
+    return {"type": "chat.room_joined", "room": room_data(room)}
+
+
+def room_left(room_id: str) -> dict[str, Any]:
+    return {"type": "chat.room_left", "room_id": room_id}
 
 
 def connection_reaped(connection_id: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The single-table key layout, and the only place that spells it.
 
-Layout (the reference system's, unchanged):
+Reference layout (unchanged):
 
 | PK                    | SK                           | entity            |
 |-----------------------|------------------------------|-------------------|
@@ -12,7 +12,16 @@ Layout (the reference system's, unchanged):
 | USER#{userId}         | CHATROOM#{roomId}            | ChatParticipation |
 | ACTIVITY#{activityId} | CHATROOM#{roomId}            | activity link     |
 
+Added by this project:
+
+| PK                    | SK                           | entity            |
+|-----------------------|------------------------------|-------------------|
+| USER#{userId}         | PRESENCE                     | live connections, for presence |
+| USER#{userId}         | CLIENTMSG#{roomId}#{clientMessageId} | idempotent-send record |
+| ACTIVITY#{activityId} | METADATA                     | which room an activity has (created once) |
+
 GSI1 on the participation items: GSI1PK = USERROOMS#{userId}.
+LSI1 on messages: sort key `seq` (number), to find a message by its seq.
 """
 
 Key = dict[str, str]
@@ -20,8 +29,11 @@ Key = dict[str, str]
 CONNECTION_PREFIX = "CONNECTION#"
 ROOM_PREFIX = "CHATROOM#"
 MESSAGE_PREFIX = "MESSAGE#"
+# Sorts after every message sort key (digits, '#', uuid) and before METADATA.
+MESSAGE_RANGE_END = "MESSAGE#~"
 METADATA = "METADATA"
 LAST_MESSAGE = "LASTMESSAGE"
+SEQ_INDEX = "LSI1"
 
 
 def _key(pk: str, sk: str) -> Key:
@@ -36,12 +48,20 @@ def room_pk(room_id: str) -> str:
     return f"{ROOM_PREFIX}{room_id}"
 
 
+def activity_pk(activity_id: str) -> str:
+    return f"ACTIVITY#{activity_id}"
+
+
 def connection(connection_id: str) -> Key:
     return _key(f"{CONNECTION_PREFIX}{connection_id}", METADATA)
 
 
 def user_connection(user_id: str, connection_id: str) -> Key:
     return _key(user_pk(user_id), f"{CONNECTION_PREFIX}{connection_id}")
+
+
+def presence(user_id: str) -> Key:
+    return _key(user_pk(user_id), "PRESENCE")
 
 
 def room(room_id: str) -> Key:
@@ -56,6 +76,10 @@ def message(room_id: str, timestamp_ms: int, message_id: str) -> Key:
     return _key(room_pk(room_id), f"{MESSAGE_PREFIX}{timestamp_ms}#{message_id}")
 
 
+def client_message(user_id: str, room_id: str, client_message_id: str) -> Key:
+    return _key(user_pk(user_id), f"CLIENTMSG#{room_id}#{client_message_id}")
+
+
 def participation(user_id: str, room_id: str) -> Key:
     return _key(user_pk(user_id), room_pk(room_id))
 
@@ -65,14 +89,13 @@ def user_rooms_gsi_pk(user_id: str) -> str:
 
 
 def activity_room(activity_id: str, room_id: str) -> Key:
-    return _key(f"ACTIVITY#{activity_id}", room_pk(room_id))
+    return _key(activity_pk(activity_id), room_pk(room_id))
+
+
+def activity(activity_id: str) -> Key:
+    return _key(activity_pk(activity_id), METADATA)
 
 
 def room_id_from_sk(sort_key: str) -> str:
     """The room id of a participation or activity item's sort key."""
     return sort_key.removeprefix(ROOM_PREFIX)
-
-
-def connection_id_from_pk(partition_key: str) -> str:
-    """The connection id of a Connection item's partition key."""
-    return partition_key.removeprefix(CONNECTION_PREFIX)

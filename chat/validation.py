@@ -66,3 +66,46 @@ def user_id(value: Any) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 256 or "#" in value or not value.isprintable():
         raise InvalidRequest("user ids must be 1-256 printable characters without '#'")
     return value
+
+
+@dataclass(frozen=True)
+class GetMessages:
+    room_id: str
+    after_seq: int | None
+    before_seq: int | None
+    limit: int
+
+
+MAX_PAGE = 100
+
+
+def seq(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequest(f"{field} must be a non-negative integer")
+    return value
+
+
+def optional_seq(value: Any, field: str) -> int | None:
+    return None if value is None else seq(value, field)
+
+
+def limit(value: Any, default: int = 50) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE}")
+    return value
+
+
+def get_messages(fields: dict[str, Any]) -> GetMessages:
+    """Validate a history request (socket frame or query parameters already
+    converted to ints); afterSeq and beforeSeq exclude each other."""
+    request = GetMessages(
+        room_id=room_id(fields.get("chatRoomId")),
+        after_seq=optional_seq(fields.get("afterSeq"), "afterSeq"),
+        before_seq=optional_seq(fields.get("beforeSeq"), "beforeSeq"),
+        limit=limit(fields.get("limit")),
+    )
+    if request.after_seq is not None and request.before_seq is not None:
+        raise InvalidRequest("give afterSeq or beforeSeq, not both")
+    return request

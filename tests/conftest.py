@@ -130,3 +130,24 @@ def break_storage(settings) -> Iterator:
 
     yield outage
     storage.client.cache_clear()
+
+
+# Presence frames arrive whenever a room-mate connects or leaves; tests about
+# other things read past them.
+PASSING_FRAMES = {"presence"}
+
+
+async def next_frame(socket: WebsocketCommunicator, timeout: float = 5) -> dict:
+    """The next frame that is not a presence frame."""
+    while True:
+        received = await socket.receive_json_from(timeout=timeout)
+        if received["type"] not in PASSING_FRAMES:
+            return received
+
+
+async def quiet(socket: WebsocketCommunicator) -> bool:
+    """True when nothing but presence frames is pending."""
+    while not await socket.receive_nothing(timeout=0.2):
+        received = await socket.receive_json_from()
+        assert received["type"] in PASSING_FRAMES, received
+    return True

@@ -72,7 +72,7 @@ def test_set_verification_records_and_announces_the_decision():
 def test_send_system_message_stores_it():
     room_id = run("create_room", "--participants", "sys-x")
     out = run("send_system_message", room_id, "Maintenance at noon")
-    [message] = storage.room_messages(room_id)
+    [message] = storage.messages_page(room_id, limit=100)[0]
     assert out == f"{message.message_id} seq=1"
     assert (message.content, message.sender_id) == ("Maintenance at noon", "system")
 

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from chat import storage
-from tests.conftest import approve, new_room
+from tests.conftest import approve, new_room, next_frame, quiet
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def ping_pong(socket) -> None:
     """The connection is still open and serving frames."""
     await socket.send_json_to({"action": "ping"})
-    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await next_frame(socket) == {"type": "pong"}
 
 
 async def expect_error(socket, frame, code: str, action=None) -> dict:
@@ -20,7 +20,7 @@ async def expect_error(socket, frame, code: str, action=None) -> dict:
         await socket.send_to(**({"text_data": frame} if isinstance(frame, str) else {"bytes_data": frame}))
     else:
         await socket.send_json_to(frame)
-    reply = await socket.receive_json_from(timeout=5)
+    reply = await next_frame(socket)
     assert reply["type"] == "error", reply
     assert reply["data"]["code"] == code
     assert reply["data"]["action"] == action
@@ -46,8 +46,8 @@ async def test_message_reaches_every_connection_of_every_participant(connect, is
     outsider = await connect(issuer.token("outsider"))
 
     await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "hi all", "clientMessageId": "c-1"})
-    echo = await sender.receive_json_from(timeout=5)
-    ack = await sender.receive_json_from(timeout=5)
+    echo = await next_frame(sender)
+    ack = await next_frame(sender)
     assert echo["type"] == "message"
     assert ack == {
         "type": "ack",
@@ -60,12 +60,12 @@ async def test_message_reaches_every_connection_of_every_participant(connect, is
         },
     }
     for socket in (sender_tab, other_phone, other_laptop):
-        assert await socket.receive_json_from(timeout=5) == echo
+        assert await next_frame(socket) == echo
     data = echo["data"]
     assert (data["chatRoomId"], data["senderId"], data["content"], data["messageType"]) == (room_id, "sender", "hi all", "user")
     assert data["createdAt"] == storage.iso_from_ms(data["timestamp"])
-    assert await outsider.receive_nothing()
-    assert await sender.receive_nothing()
+    assert await quiet(outsider)
+    assert await quiet(sender)
 
 
 async def test_sequence_numbers_increase_per_room(member):
@@ -73,8 +73,8 @@ async def test_sequence_numbers_increase_per_room(member):
     seqs = []
     for n in range(3):
         await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": f"m{n}"})
-        seqs.append((await sender.receive_json_from(timeout=5))["data"]["seq"])
-        await sender.receive_json_from(timeout=5)
+        seqs.append((await next_frame(sender))["data"]["seq"])
+        await next_frame(sender)
     assert seqs == [1, 2, 3]
 
 
@@ -82,14 +82,14 @@ async def test_content_of_exactly_5000_utf16_units_is_accepted(member):
     sender, room_id = member
     content = "a" * 4998 + "😀"  # the emoji is two UTF-16 code units
     await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": content})
-    assert (await sender.receive_json_from(timeout=5))["data"]["content"] == content
+    assert (await next_frame(sender))["data"]["content"] == content
 
 
 async def test_content_over_5000_utf16_units_is_too_long(member):
     sender, room_id = member
     content = "😀" * 2501  # 2501 characters for Python, 5002 for a browser
     await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "MESSAGE_TOO_LONG", "sendMessage")
-    assert storage.room_messages(room_id) == []
+    assert storage.messages_page(room_id, limit=100)[0] == []
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ async def test_malformed_send_gets_invalid_request_and_stores_nothing(member, fi
     sender, room_id = member
     frame = {"action": "sendMessage", **{k: (room_id if v == "ROOM" else v) for k, v in fields.items()}}
     await expect_error(sender, frame, "INVALID_REQUEST", "sendMessage")
-    assert storage.room_messages(room_id) == []
+    assert storage.messages_page(room_id, limit=100)[0] == []
 
 
 async def test_action_that_is_not_a_string_gets_invalid_request(member):
@@ -149,7 +149,7 @@ async def test_non_participant_gets_not_a_participant(connect, issuer, member):
     await approve("outsider")
     outsider = await connect(issuer.token("outsider"))
     await expect_error(outsider, {"action": "sendMessage", "chatRoomId": room_id, "content": "let me in"}, "NOT_A_PARTICIPANT", "sendMessage")
-    assert storage.room_messages(room_id) == []
+    assert storage.messages_page(room_id, limit=100)[0] == []
 
 
 async def test_missing_room_looks_like_not_a_participant(member):
@@ -170,24 +170,24 @@ async def test_unverified_user_gets_verification_required_until_approved(connect
     send = {"action": "sendMessage", "chatRoomId": room_id, "content": "first!"}
 
     await newbie.send_json_to(send)
-    refusal = await newbie.receive_json_from(timeout=5)
+    refusal = await next_frame(newbie)
     assert refusal["type"] == "VERIFICATION_REQUIRED" and refusal["message"]
-    assert storage.room_messages(room_id) == []
-    assert await friend.receive_nothing()
+    assert storage.messages_page(room_id, limit=100)[0] == []
+    assert await quiet(friend)
 
     await approve("newbie")
-    assert await newbie.receive_json_from(timeout=5) == {"type": "verification", "data": {"status": "approved"}}
+    assert await next_frame(newbie) == {"type": "verification", "data": {"status": "approved"}}
     await newbie.send_json_to(send)
-    assert (await newbie.receive_json_from(timeout=5))["data"]["content"] == "first!"
-    assert (await friend.receive_json_from(timeout=5))["data"]["content"] == "first!"
+    assert (await next_frame(newbie))["data"]["content"] == "first!"
+    assert (await next_frame(friend))["data"]["content"] == "first!"
 
 
 async def test_rejection_applies_to_open_connections_at_once(member):
     sender, room_id = member
     await approve("sender", "rejected")
-    assert await sender.receive_json_from(timeout=5) == {"type": "verification", "data": {"status": "rejected"}}
+    assert await next_frame(sender) == {"type": "verification", "data": {"status": "rejected"}}
     await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "still here"})
-    assert (await sender.receive_json_from(timeout=5))["type"] == "VERIFICATION_REQUIRED"
+    assert (await next_frame(sender))["type"] == "VERIFICATION_REQUIRED"
 
 
 async def test_connection_registry_follows_the_socket(connect, issuer):
@@ -203,10 +203,12 @@ async def test_room_created_while_connected_is_delivered_at_once(connect, issuer
     early = await connect(issuer.token("early"))
     late = await connect(issuer.token("late"))
     room_id = await new_room("early", "late")
-    assert await early.receive_json_from(timeout=5) == {"type": "room", "data": {"chatRoomId": room_id}}
-    assert await late.receive_json_from(timeout=5) == {"type": "room", "data": {"chatRoomId": room_id}}
+    for socket in (early, late):
+        announced = await next_frame(socket)
+        assert announced["type"] == "room"
+        assert (announced["data"]["chatRoomId"], announced["data"]["participantIds"]) == (room_id, ["early", "late"])
     await early.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "new room"})
-    assert (await late.receive_json_from(timeout=5))["data"]["content"] == "new room"
+    assert (await next_frame(late))["data"]["content"] == "new room"
 
 
 async def test_first_connection_creates_a_pending_profile_with_the_token_nickname(connect, issuer):

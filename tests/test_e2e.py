@@ -66,7 +66,11 @@ def server(backend, tmp_path_factory):
 
 
 async def receive(socket) -> dict:
-    return json.loads(await asyncio.wait_for(socket.recv(), 5))
+    """The next frame that is not a presence frame."""
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        if frame["type"] != "presence":
+            return frame
 
 
 async def send(socket, frame: dict) -> None:

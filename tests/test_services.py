@@ -7,8 +7,8 @@ from asgiref.sync import sync_to_async
 from chat import services, storage
 from chat.consumers import CLOSE_EXPIRED
 from chat.errors import InvalidRequest, RoomNotFound
-from tests.conftest import new_room
-from tests.test_storage import raw_items
+from tests.conftest import new_room, next_frame
+from tests.test_storage import connection_items, raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +17,7 @@ async def test_system_message_is_stored_and_delivered_like_any_message(connect, 
     room_id = await new_room("sys-a", "sys-b")
     member = await connect(issuer.token("sys-a"))
     message = await services.send_system_message(room_id=room_id, content="sys-b joined")
-    frame = await member.receive_json_from(timeout=5)
+    frame = await next_frame(member)
     assert frame["data"] == {
         "messageId": message.message_id,
         "chatRoomId": room_id,
@@ -28,7 +28,7 @@ async def test_system_message_is_stored_and_delivered_like_any_message(connect, 
         "timestamp": message.timestamp,
         "seq": 1,
     }
-    [stored] = storage.room_messages(room_id)
+    [stored] = storage.messages_page(room_id, limit=100)[0]
     assert (stored.sender_id, stored.message_type, stored.read_by) == ("system", "system", ())
 
 
@@ -52,15 +52,15 @@ async def test_reaper_deletes_both_items_of_expired_connections_only():
     await sync_to_async(storage.put_connection)(storage.Connection("alive-conn", "ghost", "t", now + 600))
     assert await services.reap_expired_connections() >= 1
     assert raw_items("CONNECTION#ghost-conn") == []
-    assert [item["SK"] for item in raw_items("USER#ghost")] == ["CONNECTION#alive-conn"]
+    assert [item["SK"] for item in connection_items("ghost")] == ["CONNECTION#alive-conn"]
     assert len(raw_items("CONNECTION#alive-conn")) == 1
 
 
 async def test_reaper_closes_an_open_socket_whose_items_expired(connect, issuer):
     socket = await connect(issuer.token("stale"))
-    [item] = raw_items("USER#stale")
+    [item] = connection_items("stale")
     expired = storage.Connection(item["connectionId"], "stale", item["connectedAt"], int(time.time()) - 1)
     await sync_to_async(storage.put_connection)(expired)
     await services.reap_expired_connections()
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_EXPIRED}
-    assert raw_items("USER#stale") == []
+    assert connection_items("stale") == []

@@ -6,7 +6,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 
 from chat import storage
-from tests.conftest import approve, new_room
+from tests.conftest import approve, new_room, next_frame, quiet
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,13 +23,17 @@ def raw_items(pk: str) -> list[dict]:
     return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in response["Items"]]
 
 
+def connection_items(user_id: str) -> list[dict]:
+    return [item for item in raw_items(f"USER#{user_id}") if item["SK"].startswith("CONNECTION#")]
+
+
 def is_iso_ms(text: str) -> bool:
     return len(text) == 24 and text[10] == "T" and text.endswith("Z")
 
 
 async def test_connect_writes_both_registry_items_and_disconnect_deletes_them(connect, issuer):
     socket = await connect(issuer.token("layout-user"))
-    [user_connection] = raw_items("USER#layout-user")
+    [user_connection] = connection_items("layout-user")
     connection_id = user_connection["connectionId"]
     [connection] = raw_items(f"CONNECTION#{connection_id}")
     now = time.time()
@@ -45,7 +49,7 @@ async def test_connect_writes_both_registry_items_and_disconnect_deletes_them(co
         assert now + 86400 - 60 < item["ttl"] <= now + 86400  # Unix seconds, one day ahead
 
     await socket.disconnect()
-    assert raw_items("USER#layout-user") == []
+    assert connection_items("layout-user") == []
     assert raw_items(f"CONNECTION#{connection_id}") == []
 
 
@@ -70,7 +74,7 @@ async def test_sent_message_and_preview_use_reference_keys(connect, issuer):
     socket = await connect(issuer.token("writer"))
     content = "x" * 150
     await socket.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": content, "clientMessageId": "m-1"})
-    sent = (await socket.receive_json_from(timeout=5))["data"]
+    sent = (await next_frame(socket))["data"]
 
     items = {item["SK"]: item for item in raw_items(f"CHATROOM#{room_id}")}
     message = items[f"MESSAGE#{sent['timestamp']}#{sent['messageId']}"]

@@ -1,0 +1,145 @@
+"""The HTTP API under /chat/ and /activities/: JSON in and out, a Bearer ID
+token checked exactly like the socket's, errors as {"error": {code, message}}
+with the codes the socket uses."""
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import auth, events, services, validation
+from chat.auth import Identity
+from chat.errors import AuthenticationFailed, ChatError, InvalidJson, InvalidRequest
+
+log = logging.getLogger(__name__)
+OPENAPI = Path(settings.BASE_DIR) / "docs" / "openapi.json"
+View = Callable[..., Awaitable[JsonResponse]]
+
+
+class MethodNotAllowed(ChatError):
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+    default_message = "Method not allowed"
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _error(error: ChatError) -> JsonResponse:
+    response = JsonResponse(events.error_body(error), status=error.status)
+    if isinstance(error, AuthenticationFailed):
+        response["WWW-Authenticate"] = 'Bearer realm="chat"'
+    return response
+
+
+def endpoint(*methods: str) -> Callable[[View], View]:
+    """Authenticate, dispatch on method, and turn ChatErrors into JSON errors."""
+
+    def wrap(view: View) -> View:
+        @csrf_exempt
+        @functools.wraps(view)
+        async def handle(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            try:
+                if request.method not in methods:
+                    raise MethodNotAllowed()
+                identity = await auth.authenticate(_bearer(request))
+                return await view(request, identity, *args, **kwargs)
+            except ChatError as error:
+                return _error(error)
+            except Exception:
+                log.exception("unexpected error in %s", request.path)
+                return _error(ChatError())
+
+        return handle
+
+    return wrap
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson("Body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidJson("Body must be a JSON object")
+    return body
+
+
+def _int_params(request: HttpRequest, *names: str) -> dict[str, int | None]:
+    params: dict[str, int | None] = {}
+    for name in names:
+        raw = request.GET.get(name)
+        try:
+            params[name] = int(raw) if raw not in (None, "") else None
+        except ValueError as exc:
+            raise InvalidRequest(f"{name} must be an integer") from exc
+    return params
+
+
+def _listing(listing: services.RoomListing) -> dict[str, Any]:
+    summary = listing.summary
+    return {
+        **events.room_data(summary.room),
+        "lastMessage": summary.last_message,
+        "lastMessageAt": summary.last_message_at,
+        "lastSeq": summary.room.last_seq,
+        "unreadCount": listing.unread_count,
+        "onlineParticipantIds": listing.online_participant_ids,
+    }
+
+
+@endpoint("GET", "POST")
+async def rooms(request: HttpRequest, identity: Identity) -> JsonResponse:
+    if request.method == "GET":
+        listings = await services.list_rooms(identity.user_id)
+        return JsonResponse({"rooms": [_listing(listing) for listing in listings]})
+    body = _json_body(request)
+    if "participantIds" not in body:
+        raise InvalidRequest("participantIds is required")
+    room = await services.create_room(
+        participant_ids=body["participantIds"],
+        name=body.get("name"),
+        activity_id=body.get("activityId"),
+        creator_id=identity.user_id,
+    )
+    return JsonResponse({"room": events.room_data(room)}, status=201)
+
+
+@endpoint("GET")
+async def room_detail(request: HttpRequest, identity: Identity, room_id: str) -> JsonResponse:
+    page = await services.history(identity, validation.room_id(room_id))
+    return JsonResponse({"room": events.room_data(page.room), "messages": page.messages, "hasMore": page.has_more})
+
+
+@endpoint("GET")
+async def room_messages(request: HttpRequest, identity: Identity, room_id: str) -> JsonResponse:
+    fields = {"chatRoomId": room_id, **_int_params(request, "afterSeq", "beforeSeq", "limit")}
+    query = validation.get_messages(fields)
+    page = await services.history(
+        identity, query.room_id, after_seq=query.after_seq, before_seq=query.before_seq, limit=query.limit
+    )
+    return JsonResponse({"chatRoomId": query.room_id, "messages": page.messages, "hasMore": page.has_more})
+
+
+@endpoint("POST")
+async def leave(request: HttpRequest, identity: Identity, room_id: str) -> JsonResponse:
+    await services.leave_room(identity, validation.room_id(room_id))
+    return JsonResponse({"left": True, "chatRoomId": room_id})
+
+
+@endpoint("POST")
+async def join_activity(request: HttpRequest, identity: Identity, activity_id: str) -> JsonResponse:
+    room, added = await services.join_activity(identity, activity_id)
+    return JsonResponse({"room": events.room_data(room), "joined": added}, status=201 if added else 200)
+
+
+def openapi(request: HttpRequest) -> FileResponse:
+    """The API's OpenAPI document (public)."""
+    return FileResponse(OPENAPI.open("rb"), content_type="application/json")

@@ -1,0 +1,52 @@
+"""Actions on chat state: each validates what it is given, changes storage,
+then emits events. Used alike by the consumer, the HTTP API, management
+commands and the admin; async, with sync twins for sync callers."""
+from asgiref.sync import async_to_sync
+
+from chat.services.connections import (
+    OpenedConnection,
+    close_connection,
+    open_connection,
+    reap_expired_connections,
+    refresh_connection,
+)
+from chat.services.messages import (
+    HistoryPage,
+    SendResult,
+    history,
+    mark_read,
+    readable_room,
+    send_message,
+    send_system_message,
+    typing,
+)
+from chat.services.rooms import MAX_PARTICIPANTS, RoomListing, create_room, join_activity, leave_room, list_rooms
+
+create_room_sync = async_to_sync(create_room)
+send_system_message_sync = async_to_sync(send_system_message)
+reap_expired_connections_sync = async_to_sync(reap_expired_connections)
+
+__all__ = [
+    "MAX_PARTICIPANTS",
+    "HistoryPage",
+    "OpenedConnection",
+    "RoomListing",
+    "SendResult",
+    "close_connection",
+    "create_room",
+    "create_room_sync",
+    "history",
+    "join_activity",
+    "leave_room",
+    "list_rooms",
+    "mark_read",
+    "open_connection",
+    "reap_expired_connections",
+    "reap_expired_connections_sync",
+    "readable_room",
+    "refresh_connection",
+    "send_message",
+    "send_system_message",
+    "send_system_message_sync",
+    "typing",
+]

@@ -1,0 +1,78 @@
+"""Connection lifecycle: registry, presence, expiry."""
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from django.conf import settings
+
+from chat import delivery, events, storage, verification
+from chat.auth import Identity
+from chat.blocking import run_blocking, run_orm
+from chat.storage import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpenedConnection:
+    connection: Connection
+    verification: str
+    room_ids: list[str]
+
+
+async def open_connection(*, identity: Identity, connection_id: str) -> OpenedConnection:
+    """Register a new connection of an authenticated user: profile (created
+    pending on first sight), Connection and UserConnection items, presence,
+    and the rooms it must receive. Raises StorageUnavailable."""
+    status = await run_orm(verification.ensure_profile, user_id=identity.user_id, nickname=identity.nickname)
+    now = storage.now_ms()
+    connection = Connection(
+        connection_id=connection_id,
+        user_id=identity.user_id,
+        connected_at=storage.iso_from_ms(now),
+        ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
+    )
+    await run_blocking(storage.put_connection, connection)
+    participations = await run_blocking(storage.user_participations, identity.user_id)
+    room_ids = [participation.room_id for participation in participations]
+    if await run_blocking(storage.set_online, connection, now=now // 1000):
+        await _announce_presence(identity.user_id, room_ids, online=True)
+    return OpenedConnection(connection=connection, verification=status, room_ids=room_ids)
+
+
+async def refresh_connection(connection: Connection) -> Connection:
+    """Push the connection's expiry forward; returns the refreshed record."""
+    now = int(time.time())
+    refreshed = replace(connection, ttl=now + settings.CONNECTION_TTL_SECONDS)
+    await run_blocking(storage.put_connection, refreshed)
+    await run_blocking(storage.set_online, refreshed, now=now)
+    return refreshed
+
+
+async def close_connection(connection: Connection, *, room_ids: list[str]) -> None:
+    """Forget a closed connection; the user's rooms hear if it was their last."""
+    await run_blocking(storage.delete_connection, connection.user_id, connection.connection_id)
+    if await run_blocking(storage.set_offline, connection, now=int(time.time())):
+        await _announce_presence(connection.user_id, room_ids, online=False)
+
+
+async def _announce_presence(user_id: str, room_ids: list[str], *, online: bool) -> None:
+    event = events.deliver(events.presence_frame(user_id, online), skip_user=user_id)
+    for room_id in room_ids:
+        try:
+            await delivery.to_room(room_id, event)
+        except Exception:
+            log.exception("presence of %s not announced in %s", user_id, room_id)
+
+
+async def reap_expired_connections() -> int:
+    """Delete both items of every expired connection and close it if it is
+    still open somewhere. Returns how many were reaped."""
+    now = int(time.time())
+    expired = await run_blocking(lambda: list(storage.expired_connections(now=now)))
+    reaped = 0
+    for connection in expired:
+        if await run_blocking(storage.delete_expired_connection, connection, now=now):
+            reaped += 1
+            await delivery.to_users_quietly([connection.user_id], events.connection_reaped(connection.connection_id))
+    return reaped

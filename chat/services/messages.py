@@ -1,0 +1,176 @@
+"""Sending, history and read state."""
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from chat import delivery, events, storage, validation
+from chat.auth import Identity
+from chat.blocking import run_blocking
+from chat.errors import NotAParticipant, StorageUnavailable
+from chat.events import Ack
+from chat.storage import ClientMessage, Message, Room
+
+log = logging.getLogger(__name__)
+SYSTEM_SENDER = "system"
+ADMIN_GROUP = "admin"
+CLIENT_MESSAGE_TTL = 86400
+CLAIM_LEASE_MS = 10_000
+CLAIM_WAIT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """message is None when the send repeated an earlier one (same
+    clientMessageId), which was neither stored nor delivered again."""
+
+    ack: Ack
+    message: Message | None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    room: Room
+    messages: list[dict[str, Any]]
+    has_more: bool
+
+
+def _ack(message: Message) -> Ack:
+    return Ack(message.message_id, message.client_message_id, message.room_id, message.seq, message.timestamp)
+
+
+async def send_message(*, sender_id: str, request: validation.SendMessage, origin_channel: str | None) -> SendResult:
+    """Store a user's message, move the sender's read watermark to it, and
+    deliver it to every connection of the room's participants except
+    origin_channel, which shows it itself. Precondition: the sender is
+    verified. Raises NotAParticipant (also for a room that does not exist)
+    or StorageUnavailable; once this returns, the message is durable."""
+    message_id = str(uuid.uuid4())
+    cid = request.client_message_id
+    if cid is not None:
+        earlier = await _claim(sender_id, request.room_id, cid, message_id)
+        if earlier is not None:
+            ack = Ack(earlier.message_id, cid, request.room_id, earlier.seq, earlier.timestamp, duplicate=True)
+            return SendResult(ack=ack, message=None)
+    try:
+        seq, timestamp = await run_blocking(storage.allocate, request.room_id, sender_id=sender_id)
+        message = Message(
+            message_id, request.room_id, sender_id, request.content, "user", timestamp, seq, (sender_id,), cid
+        )
+        await run_blocking(storage.put_message, message)
+    except Exception:
+        if cid is not None:
+            await run_blocking(storage.release_client_message, sender_id, request.room_id, cid, message_id=message_id)
+        raise
+    if cid is not None:
+        await run_blocking(storage.commit_client_message, sender_id, cid, message)
+    await _publish(message, skip_channel=origin_channel)
+    await _quietly(storage.advance_read, sender_id, request.room_id, seq)
+    return SendResult(ack=_ack(message), message=message)
+
+
+async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> ClientMessage | None:
+    """Claim the clientMessageId for message_id. Returns None when claimed,
+    or the earlier send's record once it has stored its message. A claim
+    whose sender died is taken over when its lease runs out."""
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    ttl = int(time.time()) + CLIENT_MESSAGE_TTL
+    while True:
+        earlier = await run_blocking(
+            storage.reserve_client_message, user_id, room_id, cid, message_id=message_id, lease_ms=CLAIM_LEASE_MS, ttl=ttl
+        )
+        if earlier is None or earlier.seq is not None:
+            return earlier
+        if earlier.lease_until < storage.now_ms():
+            taken = await run_blocking(
+                storage.take_over_client_message,
+                user_id, room_id, cid, stale_id=earlier.message_id, message_id=message_id, lease_ms=CLAIM_LEASE_MS,
+            )
+            if taken:
+                return None
+        if time.monotonic() > deadline:
+            raise StorageUnavailable("The same message is still being sent, retry shortly")
+        await asyncio.sleep(0.05)
+
+
+async def send_system_message(*, room_id: str, content: str) -> Message:
+    """Store and deliver a system message (senderId "system", readBy []).
+    Raises RoomNotFound, InvalidRequest, MessageTooLong, StorageUnavailable."""
+    room_id, content = validation.room_id(room_id), validation.content(content)
+    seq, timestamp = await run_blocking(storage.allocate, room_id, sender_id=None)
+    message = Message(str(uuid.uuid4()), room_id, SYSTEM_SENDER, content, "system", timestamp, seq)
+    await run_blocking(storage.put_message, message)
+    await _publish(message)
+    return message
+
+
+async def _publish(message: Message, *, skip_channel: str | None = None) -> None:
+    """After a message is stored: move the room's preview and deliver it live.
+    Neither may undo the send, so failures are logged, not raised: the preview
+    is fixed by the next message, and clients catch up from history."""
+    await _quietly(storage.update_last_message, message)
+    try:
+        await delivery.to_room(message.room_id, events.deliver(events.message_frame(message), skip_channel=skip_channel))
+    except Exception:
+        log.exception("live delivery of %s in room %s failed", message.message_id, message.room_id)
+
+
+async def _quietly(fn: Any, *args: Any) -> None:
+    try:
+        await run_blocking(fn, *args)
+    except StorageUnavailable:
+        log.warning("%s%r not applied; it is repaired by the next message", fn.__name__, args)
+
+
+async def readable_room(identity: Identity, room_id: str) -> Room:
+    """The room, if identity may read it: a participant, or a member of the
+    issuer's `admin` group. Raises NotAParticipant otherwise."""
+    room = await run_blocking(storage.get_room, room_id)
+    if room is None or (identity.user_id not in room.participant_ids and ADMIN_GROUP not in identity.groups):
+        raise NotAParticipant()
+    return room
+
+
+async def history(
+    identity: Identity, room_id: str, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
+) -> HistoryPage:
+    """A page of the room's messages, oldest first, each with readBy derived
+    from the participants' read watermarks (the sender always included)."""
+    room = await readable_room(identity, room_id)
+    messages, has_more = await run_blocking(
+        storage.messages_page, room_id, after_seq=after_seq, before_seq=before_seq, limit=limit
+    )
+    watermarks = await run_blocking(storage.read_seqs, room_id, list(room.participant_ids)) if messages else {}
+    return HistoryPage(room, [_with_read_by(message, watermarks) for message in messages], has_more)
+
+
+def _with_read_by(message: Message, watermarks: dict[str, int]) -> dict[str, Any]:
+    if message.seq is None:  # written by the reference system: keep its own list
+        return events.message_data(message, read_by=message.read_by)
+    readers = [user for user, seq in watermarks.items() if seq >= message.seq and user != message.sender_id]
+    sender = [message.sender_id] if message.message_type == "user" else []
+    return events.message_data(message, read_by=sender + readers)
+
+
+async def mark_read(*, user_id: str, room_id: str, seq: int) -> tuple[int, bool]:
+    """Move the user's read watermark forward to seq (capped at the room's
+    last seq) and tell the room's members. Returns the watermark and whether
+    it moved. Raises NotAParticipant."""
+    room = await run_blocking(storage.get_room, room_id)
+    if room is None or user_id not in room.participant_ids:
+        raise NotAParticipant()
+    target = min(seq, room.last_seq)
+    if target <= 0:
+        return 0, False
+    watermark, moved = await run_blocking(storage.advance_read, user_id, room_id, target)
+    if moved:
+        await delivery.to_room(room_id, events.deliver(events.read_frame(room_id, user_id, watermark)))
+    return watermark, moved
+
+
+async def typing(*, user_id: str, room_id: str) -> None:
+    """Tell the room's other members that user_id is typing (not stored).
+    Precondition: the caller checked membership and rate."""
+    await delivery.to_room(room_id, events.deliver(events.typing_frame(room_id, user_id), skip_user=user_id))

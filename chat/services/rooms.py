@@ -1,0 +1,119 @@
+"""Rooms: creation, listing, activities, leaving."""
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from chat import delivery, events, storage, validation
+from chat.auth import Identity
+from chat.blocking import run_blocking
+from chat.errors import InvalidRequest, NotAParticipant, RoomNotFound
+from chat.services.messages import send_system_message
+from chat.storage import Room, RoomSummary
+
+log = logging.getLogger(__name__)
+MAX_PARTICIPANTS = 50
+
+
+@dataclass(frozen=True)
+class RoomListing:
+    summary: RoomSummary
+    read_seq: int
+    online_participant_ids: list[str]
+
+    @property
+    def unread_count(self) -> int:
+        # Messages after the watermark; own ones never count, because
+        # sending moves the sender's watermark to the message.
+        return max(0, self.summary.room.last_seq - self.read_seq)
+
+
+def _now_iso() -> str:
+    return storage.iso_from_ms(storage.now_ms())
+
+
+def _participants(participant_ids: object, creator_id: str | None) -> list[str]:
+    if not isinstance(participant_ids, list):
+        raise InvalidRequest("participantIds must be a list of user ids")
+    members = [validation.user_id(user_id) for user_id in participant_ids]
+    if creator_id is not None:
+        members.append(creator_id)
+    members = list(dict.fromkeys(members))
+    if not 1 <= len(members) <= MAX_PARTICIPANTS:
+        raise InvalidRequest(f"a room has 1-{MAX_PARTICIPANTS} participants")
+    return members
+
+
+async def create_room(
+    *, participant_ids: list[str], name: str | None = None, activity_id: str | None = None, creator_id: str | None = None
+) -> Room:
+    """Create a room of 1-50 distinct participants (the creator added if
+    missing; "direct" for exactly 2) and start delivering it to their open
+    connections, which get a `room` frame."""
+    members = _participants(participant_ids, creator_id)
+    if name is not None and (not isinstance(name, str) or len(name) > 100):
+        raise InvalidRequest("name must be a string of at most 100 characters")
+    if activity_id is not None:
+        validation.room_id(activity_id, field="activityId")
+    room = Room(
+        room_id=uuid.uuid4().hex,
+        participant_ids=tuple(members),
+        type="direct" if len(members) == 2 else "group",
+        created_at=_now_iso(),
+        name=name or None,
+        activity_id=activity_id,
+    )
+    await run_blocking(storage.put_room, room)
+    await delivery.to_users_quietly(members, events.room_joined(room))
+    return room
+
+
+async def list_rooms(user_id: str) -> list[RoomListing]:
+    """The user's rooms, newest activity first. Cost: one query, then batch
+    reads of 100 keys, whatever the rooms' history."""
+    participations = await run_blocking(storage.user_participations, user_id)
+    read_seq = {p.room_id: p.read_seq for p in participations}
+    summaries = await run_blocking(storage.room_summaries, list(read_seq))
+    mine = [s for s in summaries.values() if user_id in s.room.participant_ids]
+    everyone = list(dict.fromkeys(uid for s in mine for uid in s.room.participant_ids))
+    online = await run_blocking(storage.online_users, everyone, now=int(time.time())) if everyone else set()
+    listings = [
+        RoomListing(s, read_seq[s.room.room_id], [uid for uid in s.room.participant_ids if uid in online]) for s in mine
+    ]
+    listings.sort(key=lambda r: r.summary.last_message_at or r.summary.room.created_at, reverse=True)
+    return listings
+
+
+async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, bool]:
+    """Join the activity's group room, creating it on first join. Returns
+    the room and whether the caller was added (False: already a member).
+    Raises RoomFull for the 51st member."""
+    validation.room_id(activity_id, field="activityId")
+    room_id = await run_blocking(storage.activity_room_id, activity_id)
+    if room_id is None:
+        room_id = await run_blocking(storage.claim_activity, activity_id, uuid.uuid4().hex)
+    try:
+        added = await run_blocking(
+            storage.add_participant, room_id, identity.user_id, joined_at=_now_iso(), limit=MAX_PARTICIPANTS
+        )
+    except RoomNotFound:
+        # First joiner (or one whose creator died after claiming): create it.
+        room = Room(room_id, (identity.user_id,), "group", _now_iso(), None, activity_id)
+        if not await run_blocking(storage.put_room, room):
+            return await join_activity(identity, activity_id)
+        await send_system_message(room_id=room_id, content="Group chat created")
+        added = True
+    room = await run_blocking(storage.get_room, room_id)
+    if added:
+        await send_system_message(room_id=room_id, content=f"{identity.nickname} joined")
+        await delivery.to_users_quietly([identity.user_id], events.room_joined(room))
+    return room, added
+
+
+async def leave_room(identity: Identity, room_id: str) -> None:
+    """Remove the caller from the room; their connections stop receiving it.
+    Raises NotAParticipant."""
+    if not await run_blocking(storage.remove_participant, room_id, identity.user_id):
+        raise NotAParticipant()
+    await delivery.to_users_quietly([identity.user_id], events.room_left(room_id))
+    await send_system_message(room_id=room_id, content=f"{identity.nickname} left")

@@ -1,0 +1,240 @@
+"""Messages, their per-room sequence, the LASTMESSAGE preview, history
+pages, and the records that make sends idempotent.
+
+Each room's METADATA holds `lastSeq` and `lastTs`. Taking a seq also takes a
+timestamp strictly above the room's last one, so the reference sort key
+MESSAGE#{timestamp}#{id} orders messages exactly as seq does, whichever
+server's clock took them; LSI1 finds a message by seq."""
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chat import keys
+from chat.errors import NotAParticipant, RoomNotFound, StorageUnavailable
+from chat.storage import base
+from chat.storage.rooms import get_room
+
+ALLOCATE_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    room_id: str
+    sender_id: str
+    content: str
+    message_type: str
+    timestamp: int
+    seq: int | None
+    read_by: tuple[str, ...] = field(default=())
+    client_message_id: str | None = None
+
+    @property
+    def created_at(self) -> str:
+        return base.iso_from_ms(self.timestamp)
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    """The record of a send with a clientMessageId; seq is None until the
+    message is stored."""
+
+    message_id: str
+    lease_until: int
+    seq: int | None
+    timestamp: int | None
+
+
+def allocate(room_id: str, *, sender_id: str | None) -> tuple[int, int]:
+    """Take the room's next (seq, timestamp). With a sender, this is also
+    the participant check: NotAParticipant unless the room lists them.
+    Without one (system messages) the room must exist, else RoomNotFound.
+    A seq whose message then fails to store is skipped."""
+    membership = "contains(participantIds, :sender)" if sender_id is not None else "attribute_exists(PK)"
+    timestamp = base.now_ms()
+    for _ in range(ALLOCATE_ATTEMPTS):
+        extra = {"sender": sender_id} if sender_id is not None else {}
+        try:
+            attributes = base.update(
+                keys.room(room_id),
+                UpdateExpression="SET lastSeq = if_not_exists(lastSeq, :zero) + :one, lastTs = :ts",
+                ConditionExpression=f"{membership} AND (attribute_not_exists(lastTs) OR lastTs < :ts)",
+                ExpressionAttributeValues=base.values(zero=0, one=1, ts=timestamp, **extra),
+                ReturnValues="UPDATED_NEW",
+            )
+            return int(attributes["lastSeq"]), timestamp
+        except ClientError:
+            room = get_room(room_id)
+        if room is None:
+            raise NotAParticipant() if sender_id is not None else RoomNotFound()
+        if sender_id is not None and sender_id not in room.participant_ids:
+            raise NotAParticipant()
+        timestamp = max(base.now_ms(), room.last_ts + 1)  # another send took this millisecond
+    raise StorageUnavailable("The room is too busy, try again")
+
+
+def put_message(message: Message) -> None:
+    item = {
+        **keys.message(message.room_id, message.timestamp, message.message_id),
+        "messageId": message.message_id,
+        "chatRoomId": message.room_id,
+        "senderId": message.sender_id,
+        "content": message.content,
+        "messageType": message.message_type,
+        "readBy": list(message.read_by),
+        "createdAt": message.created_at,
+        "timestamp": message.timestamp,
+        "seq": message.seq,
+        "clientMessageId": message.client_message_id,
+    }
+    try:
+        base.put(item, ConditionExpression="attribute_not_exists(PK)")
+    except ClientError as exc:
+        raise StorageUnavailable("Message id collision, try again") from exc
+
+
+def update_last_message(message: Message, *, preview_length: int = 100) -> None:
+    """Point LASTMESSAGE at message unless a later one (by seq) is there already."""
+    try:
+        base.update(
+            keys.last_message(message.room_id),
+            UpdateExpression="SET lastMessageAt = :at, lastMessage = :text, lastSeq = :seq, messageId = :id",
+            ConditionExpression="attribute_not_exists(lastSeq) OR lastSeq < :seq",
+            ExpressionAttributeValues=base.values(
+                at=message.created_at, text=message.content[:preview_length], seq=message.seq, id=message.message_id
+            ),
+        )
+    except ClientError:
+        base.log.debug("LASTMESSAGE of %s is newer than seq %s", message.room_id, message.seq)
+
+
+def get_last_message(room_id: str) -> dict[str, Any] | None:
+    return base.get(keys.last_message(room_id))
+
+
+def _message_from(values: dict[str, Any]) -> Message:
+    return Message(
+        message_id=values["messageId"],
+        room_id=values["chatRoomId"],
+        sender_id=values["senderId"],
+        content=values["content"],
+        message_type=values.get("messageType", "user"),
+        timestamp=int(values["timestamp"]),
+        seq=int(values["seq"]) if "seq" in values else None,
+        read_by=tuple(values.get("readBy", ())),
+        client_message_id=values.get("clientMessageId"),
+    )
+
+
+def _sort_key_of_seq(room_id: str, seq: int, *, at_or_below: bool) -> str | None:
+    """Sort key of the message with the greatest seq <= seq (at_or_below)
+    or the smallest seq >= seq; None if there is none."""
+    items = base.query_page(
+        IndexName=keys.SEQ_INDEX,
+        KeyConditionExpression=f"PK = :pk AND seq {'<=' if at_or_below else '>='} :seq",
+        ExpressionAttributeValues=base.values(pk=keys.room_pk(room_id), seq=seq),
+        ScanIndexForward=not at_or_below,
+        Limit=1,
+        ConsistentRead=True,
+    )
+    return items[0]["SK"] if items else None
+
+
+def messages_page(
+    room_id: str, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """Up to `limit` messages, oldest first, and whether more lie beyond in
+    the direction of paging: after after_seq (oldest first), before
+    before_seq, or the newest ones. Messages without seq (written by the
+    reference system) sort by their key like the rest."""
+    lower, upper = keys.MESSAGE_PREFIX, keys.MESSAGE_RANGE_END
+    forward = after_seq is not None
+    if after_seq is not None:
+        lower = _sort_key_of_seq(room_id, after_seq, at_or_below=True) or lower
+    elif before_seq is not None:
+        upper = _sort_key_of_seq(room_id, before_seq, at_or_below=False) or upper
+    items = base.query_page(
+        KeyConditionExpression="PK = :pk AND SK BETWEEN :lower AND :upper",
+        ExpressionAttributeValues=base.values(pk=keys.room_pk(room_id), lower=lower, upper=upper),
+        ScanIndexForward=forward,
+        Limit=limit + 2,  # the bound itself may come back, and one more tells "has more"
+        ConsistentRead=True,
+    )
+    items = [item for item in items if item["SK"] not in (lower, upper)]
+    has_more = len(items) > limit
+    page = [_message_from(item) for item in items[:limit]]
+    return (page if forward else page[::-1]), has_more
+
+
+# --- idempotent sends -----------------------------------------------------------------
+
+
+def reserve_client_message(
+    user_id: str, room_id: str, client_message_id: str, *, message_id: str, lease_ms: int, ttl: int
+) -> ClientMessage | None:
+    """Claim (user, room, clientMessageId) for message_id. Returns None if
+    claimed, else the existing record."""
+    key = keys.client_message(user_id, room_id, client_message_id)
+    now = base.now_ms()
+    try:
+        base.put(
+            {**key, "messageId": message_id, "leaseUntil": now + lease_ms, "ttl": ttl},
+            ConditionExpression="attribute_not_exists(PK) OR #ttl <= :now",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues=base.values(now=now // 1000),
+        )
+        return None
+    except ClientError:
+        values = base.get(key)
+    if values is None:
+        return reserve_client_message(user_id, room_id, client_message_id, message_id=message_id, lease_ms=lease_ms, ttl=ttl)
+    return ClientMessage(
+        message_id=values["messageId"],
+        lease_until=int(values["leaseUntil"]),
+        seq=int(values["seq"]) if "seq" in values else None,
+        timestamp=int(values["timestamp"]) if "timestamp" in values else None,
+    )
+
+
+def take_over_client_message(
+    user_id: str, room_id: str, client_message_id: str, *, stale_id: str, message_id: str, lease_ms: int
+) -> bool:
+    """Take a record whose send died before storing its message."""
+    now = base.now_ms()
+    try:
+        base.update(
+            keys.client_message(user_id, room_id, client_message_id),
+            UpdateExpression="SET messageId = :new, leaseUntil = :lease",
+            ConditionExpression="messageId = :old AND attribute_not_exists(seq) AND leaseUntil < :now",
+            ExpressionAttributeValues=base.values(new=message_id, lease=now + lease_ms, old=stale_id, now=now),
+        )
+    except ClientError:
+        return False
+    return True
+
+
+def commit_client_message(user_id: str, client_message_id: str, message: Message) -> None:
+    """Record that the claimed send stored `message`; later retries get its ack."""
+    try:
+        base.update(
+            keys.client_message(user_id, message.room_id, client_message_id),
+            UpdateExpression="SET seq = :seq, #ts = :ts",
+            ConditionExpression="messageId = :id",
+            ExpressionAttributeNames={"#ts": "timestamp"},
+            ExpressionAttributeValues=base.values(seq=message.seq, ts=message.timestamp, id=message.message_id),
+        )
+    except ClientError:
+        base.log.warning("send %s outlived its claim on %s", message.message_id, client_message_id)
+
+
+def release_client_message(user_id: str, room_id: str, client_message_id: str, *, message_id: str) -> None:
+    """Give up a claim whose message was not stored, so a retry can proceed."""
+    try:
+        base.delete(
+            keys.client_message(user_id, room_id, client_message_id),
+            ConditionExpression="messageId = :id AND attribute_not_exists(seq)",
+            ExpressionAttributeValues=base.values(id=message_id),
+        )
+    except ClientError:
+        pass

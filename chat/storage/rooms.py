@@ -1,0 +1,214 @@
+"""Rooms, their participants, read watermarks and activity links.
+
+METADATA's participantIds is the truth about membership; a participation
+item is the user-side index of it (room lists, subscriptions). Writes are
+ordered so that an index entry never outlives or precedes the membership
+it stands for, except for a brand-new room, whose messages cannot exist
+before its METADATA does."""
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chat import keys
+from chat.errors import RoomFull, RoomNotFound, StorageUnavailable
+from chat.storage import base
+
+
+@dataclass(frozen=True)
+class Room:
+    room_id: str
+    participant_ids: tuple[str, ...]
+    type: str
+    created_at: str
+    name: str | None = None
+    activity_id: str | None = None
+    last_seq: int = 0
+    last_ts: int = 0
+
+
+@dataclass(frozen=True)
+class Participation:
+    room_id: str
+    user_id: str
+    joined_at: str
+    read_seq: int = 0
+
+
+@dataclass(frozen=True)
+class RoomSummary:
+    room: Room
+    last_message: str | None
+    last_message_at: str | None
+
+
+def _participation_item(user_id: str, room_id: str, joined_at: str) -> dict[str, Any]:
+    return {
+        **keys.participation(user_id, room_id),
+        "chatRoomId": room_id,
+        "participantId": user_id,
+        "joinedAt": joined_at,
+        "GSI1PK": keys.user_rooms_gsi_pk(user_id),
+        "GSI1SK": joined_at,
+    }
+
+
+def put_room(room: Room) -> bool:
+    """Write the participations, then the METADATA item that makes the room
+    exist. Returns False (and writes no METADATA) if the room existed."""
+    base.batch_put([_participation_item(user_id, room.room_id, room.created_at) for user_id in room.participant_ids])
+    item = {
+        **keys.room(room.room_id),
+        "chatRoomId": room.room_id,
+        "name": room.name,
+        "participantIds": list(room.participant_ids),
+        "type": room.type,
+        "activityId": room.activity_id,
+        "createdAt": room.created_at,
+    }
+    try:
+        base.put(item, ConditionExpression="attribute_not_exists(PK)")
+    except ClientError:
+        return False
+    return True
+
+
+def _room_from(values: dict[str, Any]) -> Room:
+    return Room(
+        room_id=values["chatRoomId"],
+        participant_ids=tuple(values.get("participantIds", ())),
+        type=values.get("type", "group"),
+        created_at=values.get("createdAt", ""),
+        name=values.get("name"),
+        activity_id=values.get("activityId"),
+        last_seq=int(values.get("lastSeq", 0)),
+        last_ts=int(values.get("lastTs", 0)),
+    )
+
+
+def get_room(room_id: str) -> Room | None:
+    values = base.get(keys.room(room_id))
+    return _room_from(values) if values else None
+
+
+def user_participations(user_id: str) -> list[Participation]:
+    """The user's participation items (some may be stale: check METADATA)."""
+    items = base.query(
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues=base.values(pk=keys.user_pk(user_id), prefix=keys.ROOM_PREFIX),
+        ConsistentRead=True,
+    )
+    return [
+        Participation(
+            room_id=keys.room_id_from_sk(item["SK"]),
+            user_id=user_id,
+            joined_at=item.get("joinedAt", ""),
+            read_seq=int(item.get("readSeq", 0)),
+        )
+        for item in items
+    ]
+
+
+def room_summaries(room_ids: list[str]) -> dict[str, RoomSummary]:
+    """METADATA and LASTMESSAGE of each existing room, in batch reads."""
+    wanted = [key for room_id in room_ids for key in (keys.room(room_id), keys.last_message(room_id))]
+    found = base.batch_get(wanted)
+    summaries = {}
+    for room_id in room_ids:
+        metadata = found.get(base.key_id(keys.room(room_id)))
+        if metadata is None:
+            continue
+        preview = found.get(base.key_id(keys.last_message(room_id)), {})
+        summaries[room_id] = RoomSummary(_room_from(metadata), preview.get("lastMessage"), preview.get("lastMessageAt"))
+    return summaries
+
+
+def read_seqs(room_id: str, user_ids: list[str]) -> dict[str, int]:
+    """Each user's read watermark in the room (0 when never read)."""
+    found = base.batch_get([keys.participation(user_id, room_id) for user_id in user_ids])
+    return {
+        user_id: int(found.get(base.key_id(keys.participation(user_id, room_id)), {}).get("readSeq", 0))
+        for user_id in user_ids
+    }
+
+
+def advance_read(user_id: str, room_id: str, seq: int) -> tuple[int, bool]:
+    """Move the user's watermark forward to seq. Returns the watermark and
+    whether it moved. Precondition: the user participates in the room."""
+    try:
+        base.update(
+            keys.participation(user_id, room_id),
+            UpdateExpression="SET readSeq = :seq",
+            ConditionExpression="attribute_exists(PK) AND (attribute_not_exists(readSeq) OR readSeq < :seq)",
+            ExpressionAttributeValues=base.values(seq=seq),
+        )
+    except ClientError:
+        current = base.get(keys.participation(user_id, room_id)) or {}
+        return int(current.get("readSeq", 0)), False
+    return seq, True
+
+
+def add_participant(room_id: str, user_id: str, *, joined_at: str, limit: int) -> bool:
+    """Add user_id to the room; returns False if already a participant.
+    Raises RoomNotFound, or RoomFull at `limit` participants. METADATA
+    changes first: a crash before the participation is written leaves a
+    member who is not yet subscribed, never a subscriber who is no member;
+    joining again repairs it."""
+    try:
+        base.update(
+            keys.room(room_id),
+            UpdateExpression="SET participantIds = list_append(participantIds, :new)",
+            ConditionExpression="attribute_exists(PK) AND NOT contains(participantIds, :user) AND size(participantIds) < :limit",
+            ExpressionAttributeValues=base.values(new=[user_id], user=user_id, limit=limit),
+        )
+        added = True
+    except ClientError:
+        room = get_room(room_id)
+        if room is None:
+            raise RoomNotFound() from None
+        if user_id not in room.participant_ids:
+            raise RoomFull() from None
+        added = False
+    try:
+        base.put(_participation_item(user_id, room_id, joined_at), ConditionExpression="attribute_not_exists(PK)")
+    except ClientError:
+        pass  # there already, with its read watermark
+    return added
+
+
+def remove_participant(room_id: str, user_id: str) -> bool:
+    """Remove user_id from the room; returns False if not a participant.
+    The participation goes first, so delivery stops before membership does."""
+    base.delete(keys.participation(user_id, room_id))
+    for _ in range(10):
+        room = get_room(room_id)
+        if room is None or user_id not in room.participant_ids:
+            return False
+        index = room.participant_ids.index(user_id)
+        try:
+            base.update(
+                keys.room(room_id),
+                UpdateExpression=f"REMOVE participantIds[{index}]",
+                ConditionExpression=f"participantIds[{index}] = :user",
+                ExpressionAttributeValues=base.values(user=user_id),
+            )
+        except ClientError:
+            continue  # the list changed under us: read it again
+        return True
+    raise StorageUnavailable("The room is changing too fast, try again")
+
+
+def claim_activity(activity_id: str, room_id: str) -> str:
+    """Make room_id the activity's room unless it has one; returns the
+    activity's room id either way."""
+    try:
+        base.put({**keys.activity(activity_id), "chatRoomId": room_id}, ConditionExpression="attribute_not_exists(PK)")
+    except ClientError:
+        return base.get(keys.activity(activity_id))["chatRoomId"]
+    base.put({**keys.activity_room(activity_id, room_id), "chatRoomId": room_id, "activityId": activity_id})
+    return room_id
+
+
+def activity_room_id(activity_id: str) -> str | None:
+    values = base.get(keys.activity(activity_id))
+    return values["chatRoomId"] if values else None
