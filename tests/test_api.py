@@ -1,0 +1,208 @@
+"""The HTTP API, through Django's async test client, checked against the
+OpenAPI document."""
+import pytest
+
+from tests.conftest import approve, new_room, next_frame
+from tests.openapi import conforms
+from tests.test_storage import raw_items
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def call(async_client, issuer):
+    """call(method, path, user, json=None) -> response, as user (None: no token)."""
+
+    async def request(method: str, path: str, user: str | None, json: dict | None = None, **extra):
+        headers = {"Authorization": f"Bearer {issuer.token(user, **extra)}"} if user else {}
+        send = getattr(async_client, method)
+        if json is None:
+            return await send(path, headers=headers)
+        return await send(path, data=json, content_type="application/json", headers=headers)
+
+    return request
+
+
+async def send(socket, room_id: str, content: str) -> dict:
+    await socket.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": content})
+    message = await next_frame(socket)
+    await next_frame(socket)  # ack
+    return message["data"]
+
+
+async def test_create_room_adds_caller_dedupes_and_types_by_size(call, connect, issuer):
+    invitee = await connect(issuer.token("api-b"))
+    response = await call("post", "/chat/rooms", "api-a", {"participantIds": ["api-b", "api-b"], "name": "Pair"})
+    room = conforms(response, "/chat/rooms", "post")["room"]
+    assert response.status_code == 201
+    assert (room["participantIds"], room["type"], room["name"]) == (["api-b", "api-a"], "direct", "Pair")
+    assert [item["SK"] for item in raw_items(f"CHATROOM#{room['chatRoomId']}")] == ["METADATA"]
+    assert raw_items("USER#api-a")[0]["GSI1PK"] == "USERROOMS#api-a"
+    announced = await next_frame(invitee)
+    assert announced == {"type": "room", "data": room}
+
+    group = conforms(await call("post", "/chat/rooms", "api-a", {"participantIds": ["api-b", "api-c"]}), "/chat/rooms", "post")
+    assert (group["room"]["type"], group["room"]["name"]) == ("group", "Group chat")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"participantIds": [f"u{n}" for n in range(50)]}, id="51-with-caller"),
+        pytest.param({}, id="missing"),
+        pytest.param({"participantIds": "api-b"}, id="not-a-list"),
+        pytest.param({"participantIds": ["bad#id"]}, id="bad-id"),
+        pytest.param({"participantIds": ["x"], "name": 5}, id="bad-name"),
+    ],
+)
+async def test_create_room_rejects_bad_bodies_with_400(call, body):
+    response = await call("post", "/chat/rooms", "api-a", body)
+    assert response.status_code == 400
+    assert conforms(response, "/chat/rooms", "post")["error"]["code"] == "INVALID_REQUEST"
+
+
+async def test_body_that_is_not_json_gets_invalid_json(async_client, issuer):
+    response = await async_client.post(
+        "/chat/rooms", data="{nope", content_type="application/json", headers={"Authorization": f"Bearer {issuer.token('x')}"}
+    )
+    assert conforms(response, "/chat/rooms", "post")["error"]["code"] == "INVALID_JSON"
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("get", "/chat/rooms"), ("post", "/chat/rooms"), ("get", "/chat/rooms/r1"), ("get", "/chat/rooms/r1/messages"),
+     ("post", "/chat/rooms/r1/leave"), ("post", "/activities/a1/join")],
+)
+async def test_every_route_needs_a_valid_token(call, method, path):
+    for response in (await call(method, path, None), await call(method, path, "mallory", aud="other-client")):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "UNAUTHORIZED"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_non_member_gets_403_on_every_room_route(call):
+    room_id = await new_room("owner-1", "owner-2")
+    spec_path = {"": "/chat/rooms/{roomId}", "/messages": "/chat/rooms/{roomId}/messages", "/leave": "/chat/rooms/{roomId}/leave"}
+    for suffix, template in spec_path.items():
+        method = "post" if suffix == "/leave" else "get"
+        response = await call(method, f"/chat/rooms/{room_id}{suffix}", "intruder")
+        assert response.status_code == 403
+        assert conforms(response, template, method)["error"]["code"] == "NOT_A_PARTICIPANT"
+    listed = conforms(await call("get", "/chat/rooms", "intruder"), "/chat/rooms")
+    assert room_id not in [room["chatRoomId"] for room in listed["rooms"]]
+
+
+async def test_admin_group_may_read_any_room(call):
+    room_id = await new_room("owner-1", "owner-2")
+    response = await call("get", f"/chat/rooms/{room_id}", "auditor", **{"cognito:groups": ["admin"]})
+    assert conforms(response, "/chat/rooms/{roomId}")["room"]["chatRoomId"] == room_id
+
+
+async def test_room_detail_has_newest_50_messages_oldest_first_with_read_by(call, connect, issuer):
+    await approve("talker")
+    room_id = await new_room("talker", "listener")
+    socket = await connect(issuer.token("talker"))
+    for n in range(55):
+        await send(socket, room_id, f"m{n}")
+    body = conforms(await call("get", f"/chat/rooms/{room_id}", "listener"), "/chat/rooms/{roomId}")
+    assert [m["content"] for m in body["messages"]] == [f"m{n}" for n in range(5, 55)]
+    assert [m["seq"] for m in body["messages"]] == list(range(6, 56))
+    assert body["hasMore"] is True
+    assert all(m["readBy"] == ["talker"] for m in body["messages"])
+
+
+async def test_message_pages_walk_both_ways(call, connect, issuer):
+    await approve("pager")
+    room_id = await new_room("pager", "reader")
+    socket = await connect(issuer.token("pager"))
+    for n in range(1, 8):
+        await send(socket, room_id, f"p{n}")
+    route = "/chat/rooms/{roomId}/messages"
+
+    async def seqs(query: str) -> tuple[list[int], bool]:
+        body = conforms(await call("get", f"/chat/rooms/{room_id}/messages?{query}", "reader"), route)
+        return [m["seq"] for m in body["messages"]], body["hasMore"]
+
+    assert await seqs("limit=3") == ([5, 6, 7], True)
+    assert await seqs("beforeSeq=5&limit=3") == ([2, 3, 4], True)
+    assert await seqs("beforeSeq=2&limit=3") == ([1], False)
+    assert await seqs("afterSeq=0&limit=3") == ([1, 2, 3], True)
+    assert await seqs("afterSeq=3&limit=10") == ([4, 5, 6, 7], False)
+    assert await seqs("afterSeq=7") == ([], False)
+
+
+@pytest.mark.parametrize("query", ["limit=101", "limit=0", "afterSeq=-1", "afterSeq=x", "afterSeq=1&beforeSeq=5"])
+async def test_bad_paging_parameters_get_400(call, query):
+    room_id = await new_room("pager-2")
+    response = await call("get", f"/chat/rooms/{room_id}/messages?{query}", "pager-2")
+    assert response.status_code == 400
+    assert conforms(response, "/chat/rooms/{roomId}/messages")["error"]["code"] == "INVALID_REQUEST"
+
+
+async def test_room_list_is_newest_first_with_unread_counts_and_presence(call, connect, issuer):
+    await approve("lister")
+    quiet_room = await new_room("lister", "friend-1", name="Quiet")
+    busy_room = await new_room("lister", "friend-2", "friend-3")
+    friend = await connect(issuer.token("friend-2"))
+    await approve("friend-2")
+    for n in range(3):
+        await send(friend, busy_room, f"b{n}")
+    lister = await connect(issuer.token("lister"))
+    await send(lister, quiet_room, "hello quiet")
+
+    body = conforms(await call("get", "/chat/rooms", "lister"), "/chat/rooms")
+    assert [r["chatRoomId"] for r in body["rooms"]] == [quiet_room, busy_room]
+    quiet, busy = body["rooms"]
+    assert (quiet["name"], quiet["lastMessage"], quiet["lastSeq"], quiet["unreadCount"]) == ("Quiet", "hello quiet", 1, 0)
+    assert (busy["name"], busy["lastMessage"], busy["lastSeq"], busy["unreadCount"]) == ("Group chat", "b2", 3, 3)
+    assert sorted(busy["onlineParticipantIds"]) == ["friend-2", "lister"]
+    assert quiet["onlineParticipantIds"] == ["lister"]
+
+    await lister.send_json_to({"action": "markRead", "chatRoomId": busy_room, "seq": 2})
+    await next_frame(lister)
+    body = conforms(await call("get", "/chat/rooms", "lister"), "/chat/rooms")
+    assert [r["unreadCount"] for r in body["rooms"]] == [0, 1]
+
+
+async def test_activity_join_creates_once_then_adds_and_is_idempotent(call, connect, issuer):
+    first = await call("post", "/activities/hike-1/join", "hiker-1", nickname="Ann")
+    room = conforms(first, "/activities/{activityId}/join", "post")["room"]
+    assert first.status_code == 201 and room["type"] == "group" and room["activityId"] == "hike-1"
+    second = await call("post", "/activities/hike-1/join", "hiker-2", nickname="Ben")
+    assert conforms(second, "/activities/{activityId}/join", "post")["room"]["chatRoomId"] == room["chatRoomId"]
+    again = await call("post", "/activities/hike-1/join", "hiker-2", nickname="Ben")
+    assert again.status_code == 200 and conforms(again, "/activities/{activityId}/join", "post")["joined"] is False
+
+    body = conforms(await call("get", f"/chat/rooms/{room['chatRoomId']}", "hiker-1"), "/chat/rooms/{roomId}")
+    assert body["room"]["participantIds"] == ["hiker-1", "hiker-2"]
+    assert [(m["senderId"], m["content"], m["readBy"]) for m in body["messages"]] == [
+        ("system", "Group chat created", []),
+        ("system", "Ann joined", []),
+        ("system", "Ben joined", []),
+    ]
+    assert [item["SK"] for item in raw_items("ACTIVITY#hike-1")] == [f"CHATROOM#{room['chatRoomId']}", "METADATA"]
+
+
+async def test_fifty_first_member_gets_409(call):
+    for n in range(50):
+        assert (await call("post", "/activities/full-1/join", f"member-{n}")).status_code == 201
+    response = await call("post", "/activities/full-1/join", "member-50")
+    assert response.status_code == 409
+    assert conforms(response, "/activities/{activityId}/join", "post")["error"]["code"] == "ROOM_FULL"
+
+
+async def test_leave_stops_delivery_and_announces(call, connect, issuer):
+    await approve("stayer")
+    room_id = await new_room("stayer", "leaver", "third")
+    stayer = await connect(issuer.token("stayer"))
+    leaver = await connect(issuer.token("leaver"))
+    response = await call("post", f"/chat/rooms/{room_id}/leave", "leaver", nickname="Lee")
+    assert conforms(response, "/chat/rooms/{roomId}/leave", "post") == {"left": True, "chatRoomId": room_id}
+    assert await next_frame(leaver) == {"type": "roomLeft", "data": {"chatRoomId": room_id}}
+    assert (await next_frame(stayer))["data"]["content"] == "Lee left"
+    await send(stayer, room_id, "anyone?")
+    frames = []
+    while not await leaver.receive_nothing(timeout=0.3):
+        frames.append((await leaver.receive_json_from())["data"].get("content"))
+    assert "anyone?" not in frames
+    assert (await call("get", f"/chat/rooms/{room_id}", "leaver")).status_code == 403
