@@ -30,39 +30,50 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws/?token={token}"
 
 
+def start_daphne(env: dict[str, str], port: int, log_path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
+        cwd=ROOT, env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
-def server(backend, tmp_path_factory):
+def servers(backend, tmp_path_factory):
+    """Two daphne processes sharing Redis, the table and the database, as
+    two hosts behind a load balancer would; the first is the dev issuer."""
     workdir = tmp_path_factory.mktemp("e2e")
-    port = free_port()
+    ports = [free_port(), free_port()]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
     env.update(
         DJANGO_DEBUG="1",
         JWT_DEV_ISSUER="1",
+        JWT_ISSUER=f"http://127.0.0.1:{ports[0]}/dev-issuer",
         JWT_DEV_KEY_PATH=str(workdir / "dev-key.pem"),
-        PORT=str(port),
         DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
         DYNAMODB_ENDPOINT_URL=backend["endpoint"],
         DYNAMODB_TABLE=backend["table"],
         REDIS_URL=backend["redis_url"],
         CHANNEL_PREFIX=backend["prefix"],
     )
-    server = Server(env, port)
-    server.manage("migrate", "--noinput", "-v", "0")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "daphne.log", "w"),
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, (workdir / "daphne.log").read_text()
-            time.sleep(0.2)
-    yield server
-    process.terminate()
-    process.wait(10)
+    Server(env, ports[0]).manage("migrate", "--noinput", "-v", "0")
+    processes = [start_daphne(env, port, workdir / f"daphne-{port}.log") for port in ports]
+    yield [Server(env, port) for port in ports]
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers[0]
 
 
 async def receive(socket) -> dict:
@@ -77,9 +88,12 @@ async def send(socket, frame: dict) -> None:
     await socket.send(json.dumps(frame))
 
 
-async def opened(server: Server, user: str):
+async def opened(server: Server, user: str, token: str | None = None):
     """A socket of user that has been through the whole handshake."""
-    socket = await ws_connect(server.ws_url(server.manage("issue_token", "--sub", user, "--name", user.title())))
+    token = token or server.manage("issue_token", "--sub", user, "--name", user.title())
+    # An unbounded queue keeps reading the socket even when a test leaves
+    # frames unread, so the close handshake is not stuck behind them.
+    socket = await ws_connect(server.ws_url(token), max_queue=None)
     await send(socket, {"action": "ping"})
     assert await receive(socket) == {"type": "pong"}
     return socket
@@ -135,3 +149,39 @@ async def test_malformed_frame_gets_error_and_socket_stays_open(server):
     await send(socket, {"action": "ping"})
     assert await receive(socket) == {"type": "pong"}
     await socket.close()
+
+
+async def test_concurrent_senders_on_two_processes_get_one_gapless_order(servers):
+    users = [f"sender-{n}" for n in range(4)]
+    room_id = servers[0].manage("create_room", "--participants", ",".join([*users, "watcher"]))
+    for user in users:
+        servers[0].manage("set_verification", user, "approved")
+    tokens = {user: servers[0].manage("issue_token", "--sub", user) for user in [*users, "watcher"]}
+    senders = [await opened(servers[n % 2], user, tokens[user]) for n, user in enumerate(users)]
+    watchers = [await opened(server, "watcher", tokens["watcher"]) for server in servers]
+
+    async def burst(socket, user: str) -> None:
+        for n in range(10):
+            await send(socket, {"action": "sendMessage", "chatRoomId": room_id, "content": f"{user}:{n}"})
+
+    await asyncio.gather(*(burst(socket, user) for socket, user in zip(senders, users)))
+    seen = []
+    for watcher in watchers:
+        frames = [await receive(watcher) for _ in range(40)]
+        seen.append([(f["data"]["seq"], f["data"]["content"]) for f in frames])
+    assert seen[0] == seen[1]  # one arrival order for every member
+    assert sorted(seq for seq, _ in seen[0]) == list(range(1, 41))  # unique and gapless
+    for user in users:  # each sender's own messages keep their order
+        mine = [content for _, content in seen[0] if content.startswith(f"{user}:")]
+        assert mine == [f"{user}:{n}" for n in range(10)]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{servers[1].port}/chat/rooms/{room_id}/messages?limit=100",
+        headers={"Authorization": f"Bearer {tokens['watcher']}"},
+    )
+    history = json.loads(urllib.request.urlopen(request).read())["messages"]
+    assert [m["seq"] for m in history] == list(range(1, 41))
+    assert sorted((m["seq"], m["content"]) for m in history) == sorted(seen[0])
+    timestamps = [m["timestamp"] for m in history]
+    assert timestamps == sorted(set(timestamps))  # strictly increasing with seq, across processes
+    for socket in senders + watchers:
+        await socket.close()

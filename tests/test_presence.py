@@ -1,0 +1,27 @@
+"""Presence: room-mates hear when a user's first connection opens and when
+their last one closes, and nothing in between."""
+import pytest
+
+from tests.conftest import new_room
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_first_open_and_last_close_are_announced_to_room_mates(connect, issuer):
+    await new_room("watcher", "walker")
+    watcher = await connect(issuer.token("watcher"))
+    first = await connect(issuer.token("walker"))
+    assert await watcher.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "walker", "online": True}}
+    second = await connect(issuer.token("walker"))
+    await second.disconnect()
+    assert await watcher.receive_nothing(timeout=0.5)
+    assert await first.receive_nothing(timeout=0.2)  # never about oneself
+    await first.disconnect()
+    assert await watcher.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "walker", "online": False}}
+
+
+async def test_strangers_hear_nothing(connect, issuer):
+    await new_room("someone", "else")
+    stranger = await connect(issuer.token("stranger"))
+    await connect(issuer.token("someone"))
+    assert await stranger.receive_nothing(timeout=0.5)
