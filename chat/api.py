@@ -14,11 +14,20 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat import auth, events, services, validation
 from chat.auth import Identity
-from chat.errors import AuthenticationFailed, ChatError, InvalidJson, InvalidRequest
+from chat.errors import AuthenticationFailed, ChatError, InvalidJson, InvalidRequest, NotFound, RateLimited
+from chat.ratelimit import KeyedBuckets
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(settings.BASE_DIR) / "docs" / "openapi.json"
 View = Callable[..., Awaitable[JsonResponse]]
+_budgets: KeyedBuckets | None = None
+
+
+def _allow(user_id: str) -> bool:
+    global _budgets
+    if _budgets is None:
+        _budgets = KeyedBuckets(settings.API_RATE, settings.API_BURST)
+    return _budgets.allow(user_id)
 
 
 class MethodNotAllowed(ChatError):
@@ -50,6 +59,8 @@ def endpoint(*methods: str) -> Callable[[View], View]:
                 if request.method not in methods:
                     raise MethodNotAllowed()
                 identity = await auth.authenticate(_bearer(request))
+                if not _allow(identity.user_id):
+                    raise RateLimited()
                 return await view(request, identity, *args, **kwargs)
             except ChatError as error:
                 return _error(error)
@@ -143,3 +154,8 @@ async def join_activity(request: HttpRequest, identity: Identity, activity_id: s
 def openapi(request: HttpRequest) -> FileResponse:
     """The API's OpenAPI document (public)."""
     return FileResponse(OPENAPI.open("rb"), content_type="application/json")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """Unknown routes answer in JSON too."""
+    return _error(NotFound())

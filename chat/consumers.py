@@ -3,7 +3,6 @@ validate it, authorise it and hand it to one service call. No storage here."""
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +13,7 @@ from django.conf import settings
 
 from chat import auth, delivery, events, services, validation, verification
 from chat.blocking import run_orm
+from chat.ratelimit import TokenBucket, Throttle
 from chat.errors import (
     AuthenticationFailed,
     AuthUnavailable,
@@ -21,6 +21,7 @@ from chat.errors import (
     InvalidJson,
     InvalidRequest,
     NotAParticipant,
+    RateLimited,
     StorageUnavailable,
     UnknownAction,
     VerificationRequired,
@@ -33,7 +34,8 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_EXPIRED = 4408
-TYPING_INTERVAL_SECONDS = 2.0
+# One typing event per user and room every 2 s, in this process.
+typing_throttle = Throttle(2.0)
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:
@@ -100,7 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.identity, self.connection, self.verification = identity, opened.connection, opened.verification
         self.rooms: set[str] = set()
-        self.typing_sent: dict[str, float] = {}
+        self.frame_budget = TokenBucket(settings.SOCKET_RATE, settings.SOCKET_BURST)
         for room_id in opened.room_ids:
             await self._join_room(room_id)
         self._refresher = asyncio.create_task(self._keep_alive())
@@ -155,6 +157,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # refused or closing: frames that raced the close are ignored
         action = None
         try:
+            if not self.frame_budget.allow():
+                raise RateLimited()
             frame = decode_frame(text_data, bytes_data)
             action = frame.get("action")
             await self._handler(action)(frame)
@@ -209,10 +213,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = validation.room_id(frame.get("chatRoomId"))
         if room_id not in self.rooms:
             raise NotAParticipant()
-        now = time.monotonic()
-        if now - self.typing_sent.get(room_id, float("-inf")) < TYPING_INTERVAL_SECONDS:
-            return  # throttled quietly, as clients send on every keystroke
-        self.typing_sent[room_id] = now
+        if not typing_throttle.ready((self.identity.user_id, room_id)):
+            return  # dropped quietly: clients send one per keystroke
         await services.typing(user_id=self.identity.user_id, room_id=room_id)
 
     async def _ensure_verified(self) -> None:

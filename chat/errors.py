@@ -102,3 +102,19 @@ class RoomFull(ChatError):
     code = "ROOM_FULL"
     status = 409
     default_message = "The chat room is full"
+
+
+class RateLimited(ChatError):
+    """Too many requests; slow down."""
+
+    code = "RATE_LIMITED"
+    status = 429
+    default_message = "Too many requests, slow down"
+
+
+class NotFound(ChatError):
+    """No such HTTP route."""
+
+    code = "NOT_FOUND"
+    status = 404
+    default_message = "Not found"

@@ -151,6 +151,13 @@ BLOCKING_THREADS = env_int("BLOCKING_THREADS", 32)
 CONNECTION_TTL_SECONDS = env_int("CONNECTION_TTL_SECONDS", 86400)
 CONNECTION_REFRESH_SECONDS = env_int("CONNECTION_REFRESH_SECONDS", 3600)
 
+# Per server process: frames per second (and burst) one socket may send, and
+# HTTP API requests per second (and burst) of one user.
+SOCKET_RATE = env_int("SOCKET_RATE", 20)
+SOCKET_BURST = env_int("SOCKET_BURST", 40)
+API_RATE = env_int("API_RATE", 10)
+API_BURST = env_int("API_BURST", 30)
+
 # --- JWT -----------------------------------------------------------------------
 COGNITO_REGION = env_str("COGNITO_REGION") or AWS_REGION
 COGNITO_USER_POOL_ID = env_str("COGNITO_USER_POOL_ID")

@@ -14,3 +14,5 @@ urlpatterns = [
     path("dev-issuer/.well-known/jwks.json", views.dev_jwks, name="dev-jwks"),
     path("healthz", views.health, name="health"),
 ]
+
+handler404 = "chat.api.not_found"

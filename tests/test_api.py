@@ -206,3 +206,22 @@ async def test_leave_stops_delivery_and_announces(call, connect, issuer):
         frames.append((await leaver.receive_json_from())["data"].get("content"))
     assert "anyone?" not in frames
     assert (await call("get", f"/chat/rooms/{room_id}", "leaver")).status_code == 403
+
+
+async def test_request_flood_gets_429(call, settings):
+    settings.API_RATE, settings.API_BURST = 1, 2
+    from chat import api
+
+    api._budgets = None
+    try:
+        responses = [await call("get", "/chat/rooms", "hasty") for _ in range(4)]
+    finally:
+        api._budgets = None
+    assert [response.status_code for response in responses] == [200, 200, 429, 429]
+    assert conforms(responses[-1], "/chat/rooms")["error"]["code"] == "RATE_LIMITED"
+
+
+async def test_unknown_route_is_a_json_404(async_client):
+    response = await async_client.get("/chat/nowhere")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "NOT_FOUND", "message": "Not found"}}

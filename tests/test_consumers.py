@@ -217,3 +217,13 @@ async def test_first_connection_creates_a_pending_profile_with_the_token_nicknam
     await connect(issuer.token("first-timer", nickname="Newcomer"))
     profile = await Profile.objects.aget(user_id="first-timer")
     assert (profile.status, profile.nickname) == ("pending", "Newcomer")
+
+
+async def test_frame_flood_gets_rate_limited_and_socket_survives(connect, issuer, settings):
+    settings.SOCKET_RATE, settings.SOCKET_BURST = 1, 3
+    socket = await connect(issuer.token("flooder"), ready=False)
+    for _ in range(5):
+        await socket.send_json_to({"action": "ping"})
+    replies = [await next_frame(socket) for _ in range(5)]
+    assert [r["type"] for r in replies[:3]] == ["pong"] * 3
+    assert [r["data"]["code"] for r in replies[3:]] == ["RATE_LIMITED"] * 2
