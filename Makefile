@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run manage test clean
+.PHONY: install run manage test bench bench-quick clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -31,6 +31,14 @@ manage: install
 # DYNAMODB_ENDPOINT_URL / REDIS_URL point elsewhere.
 test: install
 	DJANGO_DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks: P against the Channels tutorial consumer (B0) and the reference
+# algorithm (B1); ratios in one run. bench-quick is small and asserts nothing.
+bench: install
+	$(PY) -m bench.run
+
+bench-quick: install
+	$(PY) -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache

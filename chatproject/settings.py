@@ -121,6 +121,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379")
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "redis")
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 1000)
 CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 86400)
+# redis-py's async pool raises "Too many connections" past 100 by default,
+# which a burst of handshakes reaches at once.
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 if CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 elif CHANNEL_LAYER == "redis":
@@ -130,7 +133,14 @@ elif CHANNEL_LAYER == "redis":
             "CONFIG": {
                 # The layer's blocking receive waits 5 s in Redis; a read
                 # timeout at or below that kills every consumer.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                    }
+                ],
                 "prefix": env_str("CHANNEL_PREFIX", "chat"),
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": 60,

@@ -1,4 +1,5 @@
 """The socket protocol as a client sees it: sendMessage, errors, verification."""
+import asyncio
 import time
 
 import pytest
@@ -227,3 +228,8 @@ async def test_frame_flood_gets_rate_limited_and_socket_survives(connect, issuer
     replies = [await next_frame(socket) for _ in range(5)]
     assert [r["type"] for r in replies[:3]] == ["pong"] * 3
     assert [r["data"]["code"] for r in replies[3:]] == ["RATE_LIMITED"] * 2
+
+
+async def test_a_burst_of_150_handshakes_all_succeed(connect, issuer):
+    sockets = await asyncio.gather(*(connect(issuer.token(f"burst-{n}")) for n in range(150)))
+    assert len(sockets) == 150

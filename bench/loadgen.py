@@ -1,0 +1,136 @@
+"""One load-generator process: holds many WebSocket clients, sends on an open
+loop schedule, and records every delivery's latency from its planned send
+time. Usage: python -m bench.loadgen CONFIG.json RESULT.json
+
+The orchestrator (bench.run) merges the results of several such processes."""
+import asyncio
+import json
+import random
+import sys
+import time
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+CHAT_VARIANTS = {"P", "B1"}
+
+
+def encode_send(variant: str, room: str, content: str) -> str:
+    if variant in CHAT_VARIANTS:
+        return json.dumps({"action": "sendMessage", "chatRoomId": room, "content": content})
+    return json.dumps({"message": content})
+
+
+def content_of(variant: str, frame: dict[str, Any]) -> str | None:
+    if variant in CHAT_VARIANTS:
+        return frame["data"]["content"] if frame.get("type") == "message" else None
+    return frame.get("message")
+
+
+class Client:
+    def __init__(self, spec: dict[str, Any], variant: str, recorder: "Recorder"):
+        self.url, self.room, self.index = spec["url"], spec["room"], spec["index"]
+        self.variant, self.recorder = variant, recorder
+        self.socket = None
+        self.last_n: dict[str, int] = {}
+
+    async def open(self) -> float:
+        """Connect (and, with auth, wait for a pong); returns handshake seconds."""
+        started = time.monotonic()
+        self.socket = await connect(self.url, max_queue=None, open_timeout=60, ping_interval=None, compression=None)
+        if self.variant in CHAT_VARIANTS:
+            await self.socket.send('{"action":"ping"}')
+            while json.loads(await self.socket.recv()).get("type") != "pong":
+                pass
+        return time.monotonic() - started
+
+    async def read(self) -> None:
+        async for raw in self.socket:
+            now = time.time_ns()
+            content = content_of(self.variant, json.loads(raw))
+            if content is None:
+                continue
+            planned, key = content.split(" ", 1)
+            sender, n = key.rsplit(":", 1)
+            if int(n) < self.last_n.get(sender, -1):
+                self.recorder.out_of_order += 1
+            self.last_n[sender] = int(n)
+            self.recorder.delivered(self.index, key, (now - int(planned)) / 1e6)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, str]] = set()
+        self.deliveries: list[tuple[str, float]] = []
+        self.duplicates = 0
+        self.out_of_order = 0
+
+    def delivered(self, client: int, key: str, latency_ms: float) -> None:
+        if (client, key) in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add((client, key))
+        self.deliveries.append((key, latency_ms))
+
+
+async def open_all(clients: list[Client], concurrency: int) -> list[float]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(client: Client) -> float:
+        async with gate:
+            return await client.open()
+
+    return await asyncio.gather(*(one(client) for client in clients))
+
+
+async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recorder) -> list[dict[str, Any]]:
+    """Send each phase's messages at their planned times; returns what was sent."""
+    rng = random.Random(config["seed"])
+    senders = clients if not config.get("senders") else clients[: config["senders"]]
+    sent = []
+    counter = 0
+    start = time.time_ns() + 200_000_000
+    for phase_index, phase in enumerate(config["phases"]):
+        rate = phase["rate"]
+        total = int(rate * phase["duration"])
+        for k in range(total):
+            planned = start + int(k * 1e9 / rate)
+            delay = (planned - time.time_ns()) / 1e9
+            if delay > 0:
+                await asyncio.sleep(delay)
+            client = rng.choice(senders)
+            counter += 1
+            key = f"{config['proc']}.{client.index}:{counter}"
+            measured = k >= rate * phase.get("warmup", 0)
+            sent.append({"key": key, "phase": phase_index, "room": client.room, "measured": measured})
+            await client.socket.send(encode_send(config["variant"], client.room, f"{planned} {key}"))
+        start += int(phase["duration"] * 1e9)
+    await asyncio.sleep(config.get("drain", 3))
+    return sent
+
+
+async def main(config_path: str, result_path: str) -> None:
+    config = json.loads(open(config_path).read())
+    recorder = Recorder()
+    clients = [Client(spec, config["variant"], recorder) for spec in config["clients"]]
+    opened_at = time.monotonic()
+    handshakes = await open_all(clients, config.get("concurrency", 100))
+    opened_for = time.monotonic() - opened_at
+    readers = [asyncio.create_task(client.read()) for client in clients]
+    result: dict[str, Any] = {"handshakes": handshakes, "open_seconds": opened_for}
+    if config["mode"] == "storm":
+        print("open", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    else:
+        print("open", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # go
+        result["sent"] = await traffic(config, clients, recorder)
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*(client.socket.close() for client in clients), return_exceptions=True)
+    result.update(deliveries=recorder.deliveries, duplicates=recorder.duplicates, out_of_order=recorder.out_of_order)
+    open(result_path, "w").write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,122 @@
+"""Turning raw load-generator results into numbers, a table, JSON and a plot."""
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+P99_LIMIT_MS = 100
+LOSS_LIMIT = 0.001
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clients: int) -> dict[str, Any]:
+    """The numbers a workload is judged by, plus its per-phase detail."""
+    summary: dict[str, Any] = {"phases": phases, "duplicates": raw["duplicates"], "out_of_order": raw["out_of_order"]}
+    if name == "W4":
+        handshakes = sorted(raw["handshakes"])
+        summary["headline"] = {
+            "connects_per_s": _round(clients / raw["open_seconds"]),
+            "handshake_p99_ms": _round(handshakes[int(0.99 * (len(handshakes) - 1))] * 1000),
+            "rss_kib_per_idle_connection": _round((raw["rss_open"] - raw["rss_idle"]) / clients / 1024),
+        }
+        return summary
+    deliveries = len(raw["deliveries"])
+    headline = {
+        "deliveries_per_s": _round(phases[-1]["deliveries_per_s"]),
+        "p50_ms": _round(phases[-1]["p50_ms"]),
+        "p99_ms": _round(phases[-1]["p99_ms"]),
+        "p999_ms": _round(phases[-1]["p999_ms"]),
+        "lost": phases[-1]["lost"],
+        "duplicates": raw["duplicates"],
+        "out_of_order": raw["out_of_order"],
+        "cpu_ms_per_1000_deliveries": _round(raw["cpu"] / deliveries * 1e6) if deliveries else None,
+    }
+    if name == "W2":
+        passing = [p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT]
+        headline = {"capacity_deliveries_per_s": _round(passing[-1]["deliveries_per_s"]) if passing else 0.0,
+                    "lost": sum(p["lost"] for p in phases)}
+    summary["headline"] = headline
+    return summary
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 2) if present else None
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per workload and headline metric, the median over repetitions."""
+    return {
+        workload: {metric: _median([run[workload]["headline"][metric] for run in runs]) for metric in runs[0][workload]["headline"]}
+        for workload in runs[0]
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def ratios(table: dict[str, dict[str, dict[str, float | None]]]) -> dict[str, float | None]:
+    get = lambda v, w, m: table.get(v, {}).get(w, {}).get(m)  # noqa: E731
+    return {
+        "W2 capacity P/B0 (target >= 2)": _ratio(get("P", "W2", "capacity_deliveries_per_s"), get("B0", "W2", "capacity_deliveries_per_s")),
+        "W2 capacity P/B1 (target >= 5)": _ratio(get("P", "W2", "capacity_deliveries_per_s"), get("B1", "W2", "capacity_deliveries_per_s")),
+        "W1 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W1", "cpu_ms_per_1000_deliveries"), get("B0", "W1", "cpu_ms_per_1000_deliveries")),
+    }
+
+
+def format_table(table: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    lines = []
+    for workload in ("W1", "W2", "W3", "W4"):
+        metrics = next((table[v][workload] for v in table if workload in table[v]), {})
+        if not metrics:
+            continue
+        lines.append(f"\n{workload}")
+        lines.append("| metric | " + " | ".join(table) + " |")
+        lines.append("|---|" + "---|" * len(table))
+        for metric in metrics:
+            lines.append(f"| {metric} | " + " | ".join(str(table[v][workload].get(metric)) for v in table) + " |")
+    return "\n".join(lines)
+
+
+def plot(path: Path, runs: dict[str, list[dict[str, Any]]]) -> bool:
+    """Latency percentiles against offered load (W2), one line per variant."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for variant, reps in runs.items():
+        phases = reps[len(reps) // 2]["W2"]["phases"]
+        offered = [p["offered_deliveries_per_s"] for p in phases]
+        for key, style in (("p50_ms", "--"), ("p99_ms", "-")):
+            axis.plot(offered, [p[key] for p in phases], style, marker="o", label=f"{variant} {key[:-3]}")
+    axis.axhline(P99_LIMIT_MS, color="grey", linewidth=0.8)
+    axis.set_yscale("log")
+    axis.set_xlabel("offered deliveries/s")
+    axis.set_ylabel("latency from planned send (ms)")
+    axis.set_title("W2 ramp: latency against offered load")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return True
+
+
+def write_report(run_id: str, params: dict[str, Any], runs: dict[str, list[dict[str, Any]]], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    table = {variant: medians(reps) for variant, reps in runs.items()}
+    summary = ratios(table)
+    (folder / f"{run_id}.json").write_text(json.dumps({"params": params, "medians": table, "ratios": summary, "runs": runs}, indent=1))
+    print(f"\nmedians of {params['reps']} repetition(s); latency from planned send time")
+    print(format_table(table))
+    print()
+    for name, value in summary.items():
+        print(f"{name}: {value}")
+    plotted = plot(folder / f"{run_id}.png", runs)
+    print(f"\nwrote {folder / (run_id + '.json')}" + (f" and {run_id}.png" if plotted else " (no matplotlib: no plot)"))

@@ -1,0 +1,251 @@
+"""`make bench` / `make bench-quick`: this project (P) against the Channels
+tutorial consumer (B0) and the reference system's algorithm (B1), same
+machine, same Redis, same local DynamoDB server, same run.
+
+Prints a table and writes bench/results/<run>.json and <run>.png."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from devtools.servers import ROOT, Dynalite, free_port, redis_answers, use_local_credentials
+
+RESULTS = ROOT / "bench" / "results"
+ISSUER = "http://bench.local/dev-issuer"
+APPS = {"P": "chatproject.asgi:application", "B0": "bench.baselines:application", "B1": "bench.baselines:application"}
+PATHS = {"P": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={token}"}
+FULL = {
+    "reps": 3, "clients": 2000, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 60, "w1_warmup": 10,
+    "w2_rates": [40, 80, 120, 160, 200, 250, 300, 400, 500], "w2_seconds": 10, "w2_warmup": 3,
+    "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2,
+}
+QUICK = {
+    "reps": 1, "clients": 200, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 8, "w1_warmup": 2,
+    "w2_rates": [20, 60], "w2_seconds": 4, "w2_warmup": 1,
+    "w3_members": 100, "w3_rate": 5, "w3_seconds": 4, "storm": 300, "procs": 1,
+}
+
+
+def configure_django(workdir: Path, dynamodb_url: str, redis_url: str, run_id: str) -> dict[str, str]:
+    env = {
+        "DJANGO_DEBUG": "1", "JWT_DEV_ISSUER": "1", "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": "chat-dev",
+        "JWT_DEV_KEY_PATH": str(workdir / "dev-key.pem"), "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+        "DYNAMODB_ENDPOINT_URL": dynamodb_url, "DYNAMODB_TABLE": f"bench-{run_id}", "REDIS_URL": redis_url,
+        "CHANNEL_PREFIX": f"bench-{run_id}", "LOG_LEVEL": "WARNING",
+        # The load is the point: no per-socket or per-user limits in the way.
+        "SOCKET_RATE": "100000", "SOCKET_BURST": "100000",
+    }
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+    import django
+
+    django.setup()
+    return env
+
+
+def prepare(params: dict[str, Any]) -> dict[str, Any]:
+    """Users (approved), rooms and tokens shared by every variant."""
+    from django.core.management import call_command
+
+    from chat import dev_issuer, services, storage, verification
+
+    call_command("migrate", verbosity=0)
+    storage.create_table()
+    size = params["room_size"]
+    users = [f"bench-{n}" for n in range(max(params["clients"], params["storm"], params["w3_members"]))]
+    verification.set_verification(user_ids=users, status="approved")
+    rooms = [
+        services.create_room_sync(participant_ids=users[start : start + size]).room_id
+        for start in range(0, params["clients"], size)
+    ]
+    # W3's room is larger than the product allows (50): written directly, to
+    # measure fan-out to hundreds of members.
+    big_room = f"bench-big-{uuid.uuid4().hex[:8]}"
+    big = storage.Room(big_room, tuple(users[: params["w3_members"]]), "group", storage.iso_from_ms(storage.now_ms()))
+    storage.put_room(big)
+    tokens = {user: dev_issuer.issue_token(sub=user, ttl=4 * 3600) for user in users}
+    return {"users": users, "rooms": rooms, "big_room": big_room, "tokens": tokens}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    """One daphne process serving a variant."""
+
+    def __init__(self, variant: str, env: dict[str, str], workdir: Path, tag: str):
+        self.variant, self.port = variant, free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port), "CHANNEL_PREFIX": f"{env['CHANNEL_PREFIX']}-{tag}",
+                    "JWT_JWKS_URL": f"http://127.0.0.1:{self.port}/dev-issuer/.well-known/jwks.json"}
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), APPS[variant]]
+        log = open(workdir / f"daphne-{tag}.log", "w")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne for {variant} did not start; see {log.name}")
+                time.sleep(0.2)
+        time.sleep(1)  # let the JWKS warm-up finish
+
+    def url(self, token: str, room: str) -> str:
+        return f"ws://127.0.0.1:{self.port}" + PATHS[self.variant].format(token=token, room=room)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: str, *, mode: str,
+             phases: list[dict[str, Any]], procs: int, room_sizes: dict[str, int]) -> dict[str, Any]:
+    """Run loadgen processes over the clients; returns merged raw results and server usage."""
+    pid = server.process.pid
+    shares = [clients[i::procs] for i in range(procs)]
+    workers = []
+    for i, share in enumerate(shares):
+        config = {"variant": server.variant, "clients": share, "mode": mode, "proc": i, "seed": i,
+                  "concurrency": 100, "phases": [{**p, "rate": p["rate"] / procs} for p in phases]}
+        path = workdir / f"load-{tag}-{i}.json"
+        path.write_text(json.dumps(config))
+        workers.append((subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path), f"{path}.out"], cwd=ROOT,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True), path))
+    rss_idle = rss_bytes(pid)
+    for worker, _ in workers:
+        assert worker.stdout.readline().strip() == "open", "load generator failed to connect"
+    usage = {"rss_open": rss_bytes(pid), "cpu_start": cpu_seconds(pid)}
+    for worker, _ in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    for worker, _ in workers:
+        worker.wait()
+    usage["cpu"] = cpu_seconds(pid) - usage.pop("cpu_start")
+    merged: dict[str, Any] = {"sent": [], "deliveries": [], "handshakes": [], "duplicates": 0, "out_of_order": 0}
+    for _, path in workers:
+        result = json.loads(Path(f"{path}.out").read_text())
+        for name in ("sent", "deliveries", "handshakes"):
+            merged[name] += result.get(name, [])
+        merged["duplicates"] += result["duplicates"]
+        merged["out_of_order"] += result["out_of_order"]
+        merged["open_seconds"] = max(merged.get("open_seconds", 0), result["open_seconds"])
+    merged.update(usage, rss_idle=rss_idle, room_sizes=room_sizes)
+    return merged
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def phase_stats(raw: dict[str, Any], phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Latency, throughput and loss per phase, over its measured part."""
+    stats = []
+    for index, phase in enumerate(phases):
+        measured = [s for s in raw["sent"] if s["phase"] == index and s["measured"]]
+        keys = {s["key"] for s in measured}
+        latencies = [lat for key, lat in raw["deliveries"] if key in keys]
+        expected = sum(raw["room_sizes"][s["room"]] for s in measured)
+        seconds = phase["duration"] - phase.get("warmup", 0)
+        stats.append({
+            "offered_deliveries_per_s": expected / seconds if seconds else 0,
+            "deliveries_per_s": len(latencies) / seconds if seconds else 0,
+            "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
+            "p999_ms": percentile(latencies, 0.999),
+            "lost": expected - len(latencies), "loss_ratio": (expected - len(latencies)) / expected if expected else 0,
+        })
+    return stats
+
+
+def workloads(params: dict[str, Any], shared: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    size, users, rooms = params["room_size"], shared["users"], shared["rooms"]
+    chat_clients = [(users[i], rooms[i // size]) for i in range(params["clients"])]
+    w1_rate = params["clients"] * params["rate_per_client"]
+    return {
+        "W4": {"clients": [(users[i], rooms[(i // size) % len(rooms)]) for i in range(params["storm"])], "mode": "storm",
+               "phases": []},
+        "W1": {"clients": chat_clients, "mode": "traffic",
+               "phases": [{"rate": w1_rate, "duration": params["w1_seconds"] + params["w1_warmup"],
+                           "warmup": params["w1_warmup"]}]},
+        "W2": {"clients": chat_clients, "mode": "traffic",
+               "phases": [{"rate": rate, "duration": params["w2_seconds"], "warmup": params["w2_warmup"]}
+                          for rate in params["w2_rates"]]},
+        "W3": {"clients": [(users[i], shared["big_room"]) for i in range(params["w3_members"])], "mode": "traffic",
+               "phases": [{"rate": params["w3_rate"], "duration": params["w3_seconds"] + 2, "warmup": 2}]},
+    }
+
+
+def measure(variant: str, params: dict[str, Any], shared: dict[str, Any], env: dict[str, str], workdir: Path,
+            rep: int) -> dict[str, Any]:
+    """Every workload once against a fresh server of `variant`."""
+    from bench.report import summarise
+
+    server = Server(variant, env, workdir, f"{variant}-{rep}")
+    results: dict[str, Any] = {}
+    try:
+        for name, load in workloads(params, shared).items():
+            room_sizes = {room: params["room_size"] for room in shared["rooms"]} | {shared["big_room"]: params["w3_members"]}
+            clients = [{"url": server.url(shared["tokens"][user], room), "room": room, "index": i}
+                       for i, (user, room) in enumerate(load["clients"])]
+            raw = run_load(server, clients, workdir, f"{variant}-{rep}-{name}", mode=load["mode"],
+                           phases=load["phases"], procs=params["procs"], room_sizes=room_sizes)
+            results[name] = summarise(name, raw, phase_stats(raw, load["phases"]), len(clients))
+            print(f"  {variant} rep {rep + 1} {name}: {json.dumps(results[name]['headline'])}", flush=True)
+    finally:
+        server.stop()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small loads, one repetition (under 2 minutes)")
+    parser.add_argument("--variants", default="P,B0,B1")
+    args = parser.parse_args()
+    params = QUICK if args.quick else FULL
+    run_id = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    workdir = ROOT / "var" / "bench" / run_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    use_local_credentials()
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    if not redis_answers(redis_url):
+        print(f"Redis does not answer at {redis_url}", file=sys.stderr)
+        return 2
+    dynalite = None if os.environ.get("DYNAMODB_ENDPOINT_URL") else Dynalite(workdir / "dynamodb").start()
+    try:
+        env = configure_django(workdir, os.environ.get("DYNAMODB_ENDPOINT_URL") or dynalite.url, redis_url,
+                               uuid.uuid4().hex[:8])
+        shared = prepare(params)
+        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants.split(",")}
+        for rep in range(params["reps"]):
+            for variant in runs:
+                runs[variant].append(measure(variant, params, shared, env, workdir, rep))
+    finally:
+        if dynalite:
+            dynalite.stop()
+    from bench.report import write_report
+
+    write_report(run_id, params, runs, RESULTS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
