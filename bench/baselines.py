@@ -6,21 +6,24 @@ B1, the reference system's algorithm, faithfully: the same auth and the same
 persistence as the product, then per message one query per participant for
 their connections, one after another, and one send per connection."""
 import json
+import os
 import time
 import uuid
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
-from django.urls import path
 
-from chat import auth, events, storage, validation
-from chat.blocking import run_blocking
-from chat.consumers import query_token
-from chat.errors import ChatError
-from chat.storage import Connection, Message
-
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 django_http = get_asgi_application()
+
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 (after Django setup)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from chat import auth, events, storage, validation  # noqa: E402
+from chat.blocking import run_blocking  # noqa: E402
+from chat.consumers import query_token  # noqa: E402
+from chat.errors import ChatError  # noqa: E402
+from chat.storage import Connection, Message  # noqa: E402
 
 
 class TutorialConsumer(AsyncWebsocketConsumer):

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from chat import auth, delivery, events, services, validation, verification
 from chat.blocking import run_orm
+from chat.hub import hub
 from chat.ratelimit import TokenBucket, Throttle
 from chat.errors import (
     AuthenticationFailed,
@@ -120,7 +121,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             log.warning("connection %s left for the reaper", connection.connection_id)
 
     async def _join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        await hub().subscribe(self, group)
         self.joined.add(group)
 
     async def _join_room(self, room_id: str) -> None:
@@ -129,24 +130,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _leave_room(self, room_id: str) -> None:
         group = delivery.room_group(room_id)
-        await self.channel_layer.group_discard(group, self.channel_name)
+        await hub().unsubscribe(self, group)
         self.joined.discard(group)
         self.rooms.discard(room_id)
 
     async def _leave_all(self) -> None:
         for group in getattr(self, "joined", ()):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await hub().unsubscribe(self, group)
         self.joined = set()
 
     async def _keep_alive(self) -> None:
-        """Keep the registry items and group memberships from expiring while
-        the socket lives."""
+        """Keep the registry items from expiring while the socket lives (the
+        hub renews group memberships)."""
         while True:
             await asyncio.sleep(settings.CONNECTION_REFRESH_SECONDS)
             try:
                 self.connection = await services.refresh_connection(self.connection)
-                for group in self.joined:
-                    await self.channel_layer.group_add(group, self.channel_name)
             except Exception:
                 log.exception("could not refresh connection %s", self.connection.connection_id)
 
@@ -230,7 +229,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- channel-layer events ----------------------------------------------------------
 
-    async def chat_frame(self, event: dict[str, Any]) -> None:
+    async def deliver_frame(self, event: dict[str, Any]) -> None:
+        """Called by the hub with an encoded frame for this socket's groups."""
         if event.get("skip") == self.channel_name:
             return
         if self.identity is not None and event.get("skip_user") == self.identity.user_id:

@@ -1,8 +1,9 @@
 """Group names and sends over the channel layer.
 
-Every connection joins its user's group (verification changes, new rooms,
-reaping) and one group per room it participates in. A room message is one
-group_send whatever the room size."""
+Every connection subscribes (through its process's hub) to its user's group
+(verification changes, new rooms, reaping) and to one group per room it
+participates in. A room message is one group_send whatever the room size;
+events carry their group so each process's hub knows whose they are."""
 import hashlib
 import logging
 from typing import Any
@@ -26,12 +27,16 @@ def user_group(user_id: str) -> str:
     return _group("user", user_id)
 
 
+async def _send(group: str, event: dict[str, Any]) -> None:
+    await get_channel_layer().group_send(group, {**event, "group": group})
+
+
 async def to_room(room_id: str, event: dict[str, Any]) -> None:
-    await get_channel_layer().group_send(room_group(room_id), event)
+    await _send(room_group(room_id), event)
 
 
 async def to_user(user_id: str, event: dict[str, Any]) -> None:
-    await get_channel_layer().group_send(user_group(user_id), event)
+    await _send(user_group(user_id), event)
 
 
 async def to_users_quietly(user_ids: list[str], event: dict[str, Any]) -> None:

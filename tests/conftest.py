@@ -103,6 +103,10 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
     yield open_socket
     for communicator in opened:
         await communicator.disconnect()
+    # Each test has its own event loop; the process's hub must not outlive it.
+    from chat.hub import hub
+
+    await hub().close()
 
 
 async def approve(user_id: str, status: str = "approved") -> None:

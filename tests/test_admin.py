@@ -42,7 +42,7 @@ def test_bulk_action_records_decision_and_tells_open_connections(staff_client, a
     for profile in profiles:
         profile.refresh_from_db()
         assert (profile.status, profile.decided_by, profile.decided_at is not None) == (status, staff, True)
-    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": status}
+    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": status, "group": delivery.user_group("bulk-1")}
 
 
 def test_status_cannot_be_edited_around_the_actions(staff_client):

@@ -66,7 +66,7 @@ def test_set_verification_records_and_announces_the_decision():
     async_to_sync(layer.group_add)(delivery.user_group("cmd-user"), channel)
     assert run("set_verification", "cmd-user", "approved") == "cmd-user is approved"
     assert Profile.objects.get(user_id="cmd-user").status == "approved"
-    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": "approved"}
+    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": "approved", "group": delivery.user_group("cmd-user")}
 
 
 def test_send_system_message_stores_it():

@@ -1,0 +1,116 @@
+"""Per-process fan-out.
+
+Each server process subscribes once to every group (room or user) that any
+of its sockets needs, with a single channel of its own. A group message then
+costs the channel layer one entry per process instead of one per socket, and
+the process hands the already-encoded frame to each local socket directly,
+without a queue hop and a consumer dispatch per recipient.
+
+Frames (`chat.frame` events) are written to the sockets here; any other event
+is forwarded to each member consumer's own channel, so that it is handled in
+that consumer's order like any other message."""
+import asyncio
+import logging
+import weakref
+from collections import defaultdict
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+class Member(Protocol):
+    channel_name: str
+
+    async def deliver_frame(self, event: dict[str, Any]) -> None: ...
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.members: dict[str, set[Member]] = defaultdict(set)
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._closing = False
+
+    async def _start(self) -> None:
+        if self.channel is None:
+            self.channel = await self.layer.new_channel()
+            self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._renew())]
+
+    async def subscribe(self, member: Member, group: str) -> None:
+        async with self._lock:
+            await self._start()
+            if not self.members[group]:
+                await self.layer.group_add(group, self.channel)
+            self.members[group].add(member)
+
+    async def unsubscribe(self, member: Member, group: str) -> None:
+        async with self._lock:
+            local = self.members.get(group)
+            if local is None or member not in local:
+                return
+            local.discard(member)
+            if not local:
+                del self.members[group]
+                await self.layer.group_discard(group, self.channel)
+
+    async def close(self) -> None:
+        """Stop receiving and leave every group (for an orderly shutdown)."""
+        self._closing = True
+        for task in self._tasks:
+            # A cancellation can be swallowed inside the Redis client (its
+            # read timeout races it), so insist until the task is over.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.5)
+        for group in list(self.members):
+            await self.layer.group_discard(group, self.channel)
+        self.members.clear()
+        _hubs.pop(asyncio.get_running_loop(), None)
+
+    async def _receive(self) -> None:
+        while not self._closing:
+            try:
+                event = await self.layer.receive(self.channel)
+            except Exception:
+                if self._closing:
+                    return
+                log.exception("hub receive failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            await self._dispatch(event)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        for member in list(self.members.get(event.get("group", ""), ())):
+            try:
+                if event["type"] == "chat.frame":
+                    await member.deliver_frame(event)
+                else:
+                    await self.layer.send(member.channel_name, event)
+            except Exception:
+                log.exception("delivery of %s to %s failed", event["type"], member.channel_name)
+
+    async def _renew(self) -> None:
+        """Re-add this process's memberships before the layer expires them."""
+        while True:
+            await asyncio.sleep(max(settings.CHANNEL_GROUP_EXPIRY // 4, 1))
+            for group in list(self.members):
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception:
+                    log.exception("could not renew group %s", group)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+
+
+def hub() -> Hub:
+    """The hub of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _hubs:
+        _hubs[loop] = Hub()
+    return _hubs[loop]
