@@ -27,9 +27,9 @@ FULL = {
     "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2,
 }
 QUICK = {
-    "reps": 1, "clients": 200, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 8, "w1_warmup": 2,
-    "w2_rates": [20, 60], "w2_seconds": 4, "w2_warmup": 1,
-    "w3_members": 100, "w3_rate": 5, "w3_seconds": 4, "storm": 300, "procs": 1,
+    "reps": 1, "clients": 100, "room_size": 10, "rate_per_client": 0.2, "w1_seconds": 5, "w1_warmup": 1,
+    "w2_rates": [20, 40], "w2_seconds": 3, "w2_warmup": 1,
+    "w3_members": 50, "w3_rate": 5, "w3_seconds": 3, "storm": 100, "procs": 1,
 }
 
 
@@ -219,8 +219,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small loads, one repetition (under 2 minutes)")
     parser.add_argument("--variants", default="P,B0,B1")
+    parser.add_argument("--reps", type=int, help="repetitions (default: 3, quick: 1)")
     args = parser.parse_args()
-    params = QUICK if args.quick else FULL
+    params = {**(QUICK if args.quick else FULL)}
+    if args.reps:
+        params["reps"] = args.reps
     run_id = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
     workdir = ROOT / "var" / "bench" / run_id
     workdir.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,9 @@ def now_ms() -> int:
 @functools.cache
 def client() -> Any:
     config = Config(
+        # Requests are built here, not by users; botocore's validation of
+        # every parameter costs CPU on each of the several calls per message.
+        parameter_validation=False,
         max_pool_connections=settings.BLOCKING_THREADS,
         connect_timeout=3,
         read_timeout=10,
