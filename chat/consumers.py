@@ -3,6 +3,7 @@ validate it, authorise it and hand it to one service call. No storage here."""
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -102,23 +103,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN)
             return
         self.identity, self.connection, self.verification = identity, opened.connection, opened.verification
+        self.verified_at = time.monotonic()
         self.rooms: set[str] = set()
         self.frame_budget = TokenBucket(settings.SOCKET_RATE, settings.SOCKET_BURST)
+        self.registry_lock = asyncio.Lock()
+        self._refresher = asyncio.create_task(self._keep_alive())
         for room_id in opened.room_ids:
             await self._join_room(room_id)
-        self._refresher = asyncio.create_task(self._keep_alive())
 
     async def disconnect(self, code: int) -> None:
         if self.connection is None:
             await self._leave_all()
             return
-        self._refresher.cancel()
-        connection, self.connection = self.connection, None
         await self._leave_all()
-        try:
-            await services.close_connection(connection, room_ids=sorted(self.rooms))
-        except StorageUnavailable:
-            log.warning("connection %s left for the reaper", connection.connection_id)
+        # Taking the lock waits for a refresh already running on a pool
+        # thread, so it cannot write the items back after they are deleted.
+        async with self.registry_lock:
+            self._refresher.cancel()
+            connection, self.connection = self.connection, None
+            try:
+                await services.close_connection(connection, room_ids=sorted(self.rooms))
+            except StorageUnavailable:
+                log.warning("connection %s left for the reaper", connection.connection_id)
 
     async def _join(self, group: str) -> None:
         await hub().subscribe(self, group)
@@ -144,10 +150,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         hub renews group memberships)."""
         while True:
             await asyncio.sleep(settings.CONNECTION_REFRESH_SECONDS)
-            try:
-                self.connection = await services.refresh_connection(self.connection)
-            except Exception:
-                log.exception("could not refresh connection %s", self.connection.connection_id)
+            async with self.registry_lock:
+                if self.connection is None:
+                    return
+                try:
+                    self.connection = await services.refresh_connection(self.connection)
+                except Exception:
+                    log.exception("could not refresh connection %s", self.connection.connection_id)
 
     # --- client frames -------------------------------------------------------------
 
@@ -217,10 +226,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await services.typing(user_id=self.identity.user_id, room_id=room_id)
 
     async def _ensure_verified(self) -> None:
-        """The cached status is kept current by verification events; a
-        negative one is re-read in case such an event was lost."""
-        if self.verification != verification.APPROVED:
+        """The cached status is kept current by verification events. In case
+        such an event was lost, a negative status is re-read at every send
+        and a positive one once it is VERIFICATION_RECHECK_SECONDS old."""
+        stale = time.monotonic() - self.verified_at > settings.VERIFICATION_RECHECK_SECONDS
+        if self.verification != verification.APPROVED or stale:
             self.verification = await run_orm(verification.current_status, self.identity.user_id)
+            self.verified_at = time.monotonic()
         if self.verification != verification.APPROVED:
             raise VerificationRequired()
 
@@ -238,7 +250,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
     async def chat_verification(self, event: dict[str, Any]) -> None:
-        self.verification = event["status"]
+        self.verification, self.verified_at = event["status"], time.monotonic()
         await self.send_frame(events.verification_frame(event["status"]))
 
     async def chat_room_joined(self, event: dict[str, Any]) -> None:

@@ -118,3 +118,11 @@ class NotFound(ChatError):
     code = "NOT_FOUND"
     status = 404
     default_message = "Not found"
+
+
+class ActivityTaken(ChatError):
+    """The activity already has its room (join it instead)."""
+
+    code = "ACTIVITY_TAKEN"
+    status = 409
+    default_message = "This activity already has a chat room; join it"

@@ -160,6 +160,9 @@ AWS_REGION = env_str("AWS_REGION", "us-east-1")
 BLOCKING_THREADS = env_int("BLOCKING_THREADS", 32)
 CONNECTION_TTL_SECONDS = env_int("CONNECTION_TTL_SECONDS", 86400)
 CONNECTION_REFRESH_SECONDS = env_int("CONNECTION_REFRESH_SECONDS", 3600)
+# An approved status cached by a socket is re-read after this long, in case
+# the event announcing a later rejection was lost.
+VERIFICATION_RECHECK_SECONDS = env_int("VERIFICATION_RECHECK_SECONDS", 60)
 
 # Per server process: frames per second (and burst) one socket may send, and
 # HTTP API requests per second (and burst) of one user.

@@ -11,7 +11,9 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from chat import auth, storage
+from chat import auth, services, storage, verification
+from chat.blocking import run_orm
+from chat.hub import hub
 from devtools.servers import Dynalite, redis_answers, start_local_redis, use_local_credentials
 from tests.issuer import AUDIENCE, ISSUER, TestIssuer
 
@@ -88,7 +90,7 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
     opened: list[WebsocketCommunicator] = []
 
     async def open_socket(token: str | None, *, headers: list | None = None, ready: bool = True) -> WebsocketCommunicator:
-        from chatproject.asgi import application
+        from chatproject.asgi import application  # here: it starts warming the JWKS of this run's issuer
 
         path = "/ws/" if token is None else f"/ws/?token={token}"
         communicator = WebsocketCommunicator(application, path, headers=headers or [])
@@ -104,21 +106,14 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
     for communicator in opened:
         await communicator.disconnect()
     # Each test has its own event loop; the process's hub must not outlive it.
-    from chat.hub import hub
-
     await hub().close()
 
 
 async def approve(user_id: str, status: str = "approved") -> None:
-    from chat import verification
-    from chat.blocking import run_orm
-
     await run_orm(verification.set_verification, user_ids=[user_id], status=status)
 
 
 async def new_room(*participants: str, name: str | None = None) -> str:
-    from chat import services
-
     room = await services.create_room(participant_ids=list(participants), name=name)
     return room.room_id
 

@@ -2,6 +2,7 @@
 OpenAPI document."""
 import pytest
 
+from chat import api
 from tests.conftest import approve, new_room, next_frame
 from tests.openapi import conforms
 from tests.test_storage import raw_items
@@ -176,7 +177,7 @@ async def test_activity_join_creates_once_then_adds_and_is_idempotent(call, conn
     body = conforms(await call("get", f"/chat/rooms/{room['chatRoomId']}", "hiker-1"), "/chat/rooms/{roomId}")
     assert body["room"]["participantIds"] == ["hiker-1", "hiker-2"]
     assert [(m["senderId"], m["content"], m["readBy"]) for m in body["messages"]] == [
-        ("system", "Group chat created", []),
+        ("system", "Room created", []),
         ("system", "Ann joined", []),
         ("system", "Ben joined", []),
     ]
@@ -210,8 +211,6 @@ async def test_leave_stops_delivery_and_announces(call, connect, issuer):
 
 async def test_request_flood_gets_429(call, settings):
     settings.API_RATE, settings.API_BURST = 1, 2
-    from chat import api
-
     api._budgets = None
     try:
         responses = [await call("get", "/chat/rooms", "hasty") for _ in range(4)]
@@ -225,3 +224,13 @@ async def test_unknown_route_is_a_json_404(async_client):
     response = await async_client.get("/chat/nowhere")
     assert response.status_code == 404
     assert response.json() == {"error": {"code": "NOT_FOUND", "message": "Not found"}}
+
+
+async def test_room_created_for_an_activity_is_the_one_joiners_get(call):
+    created = await call("post", "/chat/rooms", "organiser", {"participantIds": ["guest"], "activityId": "party-1"})
+    room_id = conforms(created, "/chat/rooms", "post")["room"]["chatRoomId"]
+    joined = await call("post", "/activities/party-1/join", "late-guest")
+    assert conforms(joined, "/activities/{activityId}/join", "post")["room"]["chatRoomId"] == room_id
+    again = await call("post", "/chat/rooms", "organiser", {"participantIds": ["guest"], "activityId": "party-1"})
+    assert again.status_code == 409
+    assert conforms(again, "/chat/rooms", "post")["error"]["code"] == "ACTIVITY_TAKEN"

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from chat import storage
+from chat.models import Profile
 from chat.consumers import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
 from tests.issuer import AUDIENCE
 
@@ -68,6 +69,7 @@ async def test_bad_tokens_are_refused_with_4401_and_store_nothing(connect, issue
     socket = await connect(make_token(issuer), ready=False)
     await assert_refused(socket)
     assert connection_count("mallory") == 0
+    assert not await Profile.objects.aexists()
 
 
 def _b64(data: bytes) -> str:

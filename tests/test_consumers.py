@@ -5,6 +5,7 @@ import time
 import pytest
 
 from chat import storage
+from chat.models import Profile
 from tests.conftest import approve, new_room, next_frame, quiet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -213,8 +214,6 @@ async def test_room_created_while_connected_is_delivered_at_once(connect, issuer
 
 
 async def test_first_connection_creates_a_pending_profile_with_the_token_nickname(connect, issuer):
-    from chat.models import Profile
-
     await connect(issuer.token("first-timer", nickname="Newcomer"))
     profile = await Profile.objects.aget(user_id="first-timer")
     assert (profile.status, profile.nickname) == ("pending", "Newcomer")
@@ -233,3 +232,11 @@ async def test_frame_flood_gets_rate_limited_and_socket_survives(connect, issuer
 async def test_a_burst_of_150_handshakes_all_succeed(connect, issuer):
     sockets = await asyncio.gather(*(connect(issuer.token(f"burst-{n}")) for n in range(150)))
     assert len(sockets) == 150
+
+
+async def test_rejection_whose_event_was_lost_applies_within_the_recheck_time(member, settings):
+    sender, room_id = member
+    settings.VERIFICATION_RECHECK_SECONDS = 0
+    await Profile.objects.filter(user_id="sender").aupdate(status="rejected")  # no event sent
+    await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "still?"})
+    assert (await next_frame(sender))["type"] == "VERIFICATION_REQUIRED"

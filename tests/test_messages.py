@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import keys, services, storage
+from chat.auth import Identity
 from chat.storage import base
 from tests.conftest import approve, new_room, next_frame, quiet
 from tests.test_api import send
@@ -18,6 +19,16 @@ async def get_messages(socket, room_id: str, **params) -> dict:
     reply = await next_frame(socket)
     assert reply["type"] == "messages", reply
     return reply["data"]
+
+
+@pytest.fixture
+def call_activity():
+    """call_activity(activity_id, user): join it as user (nickname = user)."""
+
+    async def join(activity_id: str, user: str) -> None:
+        await services.join_activity(Identity(user_id=user, nickname=user), activity_id)
+
+    return join
 
 
 @pytest.fixture
@@ -189,3 +200,28 @@ async def test_typing_reaches_other_members_at_most_every_two_seconds(connect, i
     outsider = await connect(issuer.token("outsider-t"))
     await outsider.send_json_to({"action": "typing", "chatRoomId": room_id})
     assert (await next_frame(outsider))["data"]["code"] == "NOT_A_PARTICIPANT"
+
+
+async def test_send_refused_before_storing_frees_its_client_message_id(call_activity, connect, issuer):
+    await approve("joiner")
+    await call_activity("walk-1", "host")
+    socket = await connect(issuer.token("joiner"))
+    room_id = (await services.list_rooms("host"))[0].summary.room.room_id
+    frame = {"action": "sendMessage", "chatRoomId": room_id, "content": "hello", "clientMessageId": "first-try"}
+    await socket.send_json_to(frame)
+    assert (await next_frame(socket))["data"]["code"] == "NOT_A_PARTICIPANT"
+    await call_activity("walk-1", "joiner")
+    assert (await next_frame(socket))["type"] == "room"
+    await socket.send_json_to(frame)
+    assert (await next_frame(socket))["data"]["content"] == "hello"  # not held back by the first attempt
+    assert (await next_frame(socket))["data"]["clientMessageId"] == "first-try"
+
+
+async def test_mark_read_of_nothing_reports_the_current_watermark(pair):
+    a, b, room_id = pair
+    await send(a, room_id, "one")
+    await next_frame(b)
+    await b.send_json_to({"action": "markRead", "chatRoomId": room_id, "seq": 1})
+    assert (await next_frame(b))["data"]["seq"] == 1
+    await b.send_json_to({"action": "markRead", "chatRoomId": room_id, "seq": 0})
+    assert await next_frame(b) == {"type": "read", "data": {"chatRoomId": room_id, "userId": "pair-b", "seq": 1}}

@@ -1,8 +1,13 @@
 """Presence: room-mates hear when a user's first connection opens and when
 their last one closes, and nothing in between."""
-import pytest
+import time
 
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import services, storage
 from tests.conftest import new_room
+from tests.test_storage import connection_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,3 +30,16 @@ async def test_strangers_hear_nothing(connect, issuer):
     stranger = await connect(issuer.token("stranger"))
     await connect(issuer.token("someone"))
     assert await stranger.receive_nothing(timeout=0.5)
+
+
+async def test_reaping_a_users_last_connection_announces_them_offline(connect, issuer):
+    await new_room("observer", "vanished")
+    observer = await connect(issuer.token("observer"))
+    await connect(issuer.token("vanished"))
+    assert (await observer.receive_json_from(timeout=5))["data"] == {"userId": "vanished", "online": True}
+    [item] = connection_items("vanished")
+    expired = storage.Connection(item["connectionId"], "vanished", item["connectedAt"], int(time.time()) - 1)
+    await sync_to_async(storage.put_connection)(expired)
+    await sync_to_async(storage.set_online)(expired, now=int(time.time()))
+    await services.reap_expired_connections()
+    assert await observer.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "vanished", "online": False}}

@@ -8,6 +8,7 @@ from django.conf import settings
 from chat import delivery, events, storage, verification
 from chat.auth import Identity
 from chat.blocking import run_blocking, run_orm
+from chat.errors import StorageUnavailable
 from chat.storage import Connection
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,25 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
         ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
     )
     await run_blocking(storage.put_connection, connection)
-    participations = await run_blocking(storage.user_participations, identity.user_id)
+    try:
+        participations = await run_blocking(storage.user_participations, identity.user_id)
+        first = await run_blocking(storage.set_online, connection, now=now // 1000)
+    except StorageUnavailable:
+        await _forget_quietly(connection)
+        raise
     room_ids = [participation.room_id for participation in participations]
-    if await run_blocking(storage.set_online, connection, now=now // 1000):
+    if first:
         await _announce_presence(identity.user_id, room_ids, online=True)
     return OpenedConnection(connection=connection, verification=status, room_ids=room_ids)
+
+
+async def _forget_quietly(connection: Connection) -> None:
+    """Undo a registration that could not complete; what stays is reaped."""
+    try:
+        await run_blocking(storage.delete_connection, connection.user_id, connection.connection_id)
+        await run_blocking(storage.set_offline, connection, now=int(time.time()))
+    except StorageUnavailable:
+        log.warning("connection %s left for the reaper", connection.connection_id)
 
 
 async def refresh_connection(connection: Connection) -> Connection:
@@ -75,4 +90,7 @@ async def reap_expired_connections() -> int:
         if await run_blocking(storage.delete_expired_connection, connection, now=now):
             reaped += 1
             await delivery.to_users_quietly([connection.user_id], events.connection_reaped(connection.connection_id))
+            if await run_blocking(storage.set_offline, connection, now=now):
+                participations = await run_blocking(storage.user_participations, connection.user_id)
+                await _announce_presence(connection.user_id, [p.room_id for p in participations], online=False)
     return reaped

@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 SYSTEM_SENDER = "system"
 ADMIN_GROUP = "admin"
 CLIENT_MESSAGE_TTL = 86400
-CLAIM_LEASE_MS = 10_000
+# Longer than one storage call can take with its retries (3 x 10 s), so a
+# live send is never taken over.
+CLAIM_LEASE_MS = 40_000
 CLAIM_WAIT_SECONDS = 3.0
 
 
@@ -56,16 +58,17 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
             return SendResult(ack=ack, message=None)
     try:
         seq, timestamp = await run_blocking(storage.allocate, request.room_id, sender_id=sender_id)
-        message = Message(
-            message_id, request.room_id, sender_id, request.content, "user", timestamp, seq, (sender_id,), cid
-        )
-        await run_blocking(storage.put_message, message)
     except Exception:
+        # Nothing was stored: free the id for the client's retry.
         if cid is not None:
-            await run_blocking(storage.release_client_message, sender_id, request.room_id, cid, message_id=message_id)
+            await _quietly(storage.release_client_message, sender_id, request.room_id, cid, message_id)
         raise
+    message = Message(message_id, request.room_id, sender_id, request.content, "user", timestamp, seq, (sender_id,), cid)
+    # If this put fails it may still have landed, so the claim is kept: a
+    # retry waits for the lease rather than risk storing the message twice.
+    await run_blocking(storage.put_message, message)
     if cid is not None:
-        await run_blocking(storage.commit_client_message, sender_id, cid, message)
+        await _quietly(storage.commit_client_message, sender_id, cid, message)
     await _publish(message, skip_channel=origin_channel)
     await _quietly(storage.advance_read, sender_id, request.room_id, seq)
     return SendResult(ack=_ack(message), message=message)
@@ -118,10 +121,12 @@ async def _publish(message: Message, *, skip_channel: str | None = None) -> None
 
 
 async def _quietly(fn: Any, *args: Any) -> None:
+    """Best-effort storage work after a message is durable (or for cleanup):
+    a failure is logged, never turned into a failed send."""
     try:
         await run_blocking(fn, *args)
     except StorageUnavailable:
-        log.warning("%s%r not applied; it is repaired by the next message", fn.__name__, args)
+        log.warning("%s%r not applied", fn.__name__, args)
 
 
 async def readable_room(identity: Identity, room_id: str) -> Room:
@@ -163,7 +168,8 @@ async def mark_read(*, user_id: str, room_id: str, seq: int) -> tuple[int, bool]
         raise NotAParticipant()
     target = min(seq, room.last_seq)
     if target <= 0:
-        return 0, False
+        current = await run_blocking(storage.read_seqs, room_id, [user_id])
+        return current[user_id], False
     watermark, moved = await run_blocking(storage.advance_read, user_id, room_id, target)
     if moved:
         await delivery.to_room(room_id, events.deliver(events.read_frame(room_id, user_id, watermark)))

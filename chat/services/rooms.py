@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from chat import delivery, events, storage, validation
 from chat.auth import Identity
 from chat.blocking import run_blocking
-from chat.errors import InvalidRequest, NotAParticipant, RoomNotFound
+from chat.errors import ActivityTaken, InvalidRequest, NotAParticipant, RoomNotFound
 from chat.services.messages import send_system_message
 from chat.storage import Room, RoomSummary
 
@@ -55,8 +55,11 @@ async def create_room(
         raise InvalidRequest("name must be a string of at most 100 characters")
     if activity_id is not None:
         validation.room_id(activity_id, field="activityId")
+    room_id = uuid.uuid4().hex
+    if activity_id is not None and await run_blocking(storage.claim_activity, activity_id, room_id) != room_id:
+        raise ActivityTaken()
     room = Room(
-        room_id=uuid.uuid4().hex,
+        room_id=room_id,
         participant_ids=tuple(members),
         type="direct" if len(members) == 2 else "group",
         created_at=_now_iso(),
@@ -101,7 +104,7 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
         room = Room(room_id, (identity.user_id,), "group", _now_iso(), None, activity_id)
         if not await run_blocking(storage.put_room, room):
             return await join_activity(identity, activity_id)
-        await send_system_message(room_id=room_id, content="Group chat created")
+        await send_system_message(room_id=room_id, content="Room created")
         added = True
     room = await run_blocking(storage.get_room, room_id)
     if added:

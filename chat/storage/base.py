@@ -174,6 +174,15 @@ def batch_put(items: list[dict[str, Any]]) -> None:
             raise StorageUnavailable("Storage is throttling writes, try again")
 
 
+def _check_indexes() -> None:
+    """An existing table made without LSI1 (say, by the reference system)
+    cannot get it later; seq cursors then fail, so say so loudly."""
+    with guard("DescribeTable"):
+        description = client().describe_table(TableName=table())["Table"]
+    if keys.SEQ_INDEX not in {index["IndexName"] for index in description.get("LocalSecondaryIndexes", [])}:
+        log.error("table %s has no %s: afterSeq/beforeSeq paging will fail; copy it into a new table", table(), keys.SEQ_INDEX)
+
+
 def create_table() -> bool:
     """Create the table with GSI1, LSI1 and TTL on `ttl`. Returns False if it
     existed. An endpoint without UpdateTimeToLive is tolerated: every read of
@@ -209,6 +218,7 @@ def create_table() -> bool:
         with guard("CreateTable", expected=frozenset({"ResourceInUseException"})):
             client().create_table(**spec)
     except ClientError:
+        _check_indexes()
         return False
     with guard("DescribeTable"):
         client().get_waiter("table_exists").wait(TableName=table(), WaiterConfig={"Delay": 1})

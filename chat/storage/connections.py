@@ -97,7 +97,6 @@ def delete_expired_connection(conn: Connection, *, now: int) -> bool:
         if base.is_condition_failure(exc):
             return False
         raise
-    set_offline(conn, now=now)
     return True
 
 

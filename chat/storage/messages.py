@@ -228,7 +228,7 @@ def commit_client_message(user_id: str, client_message_id: str, message: Message
         base.log.warning("send %s outlived its claim on %s", message.message_id, client_message_id)
 
 
-def release_client_message(user_id: str, room_id: str, client_message_id: str, *, message_id: str) -> None:
+def release_client_message(user_id: str, room_id: str, client_message_id: str, message_id: str) -> None:
     """Give up a claim whose message was not stored, so a retry can proceed."""
     try:
         base.delete(
