@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import websockets.exceptions
 from websockets.asyncio.client import connect
 
 CHAT_VARIANTS = {"P", "B1"}
@@ -73,14 +74,24 @@ class Recorder:
         self.deliveries.append((key, latency_ms))
 
 
-async def open_all(clients: list[Client], concurrency: int) -> list[float]:
+async def open_all(clients: list[Client], concurrency: int) -> tuple[list[float], list[Client]]:
+    """Open every client, 3 tries each; returns the handshake times and the
+    clients that could not connect (an overloaded server refuses some)."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(client: Client) -> float:
-        async with gate:
-            return await client.open()
+    async def one(client: Client) -> float | None:
+        for attempt in range(3):
+            async with gate:
+                try:
+                    return await client.open()
+                except (OSError, EOFError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                    client.socket = None
+            await asyncio.sleep(0.5 * (attempt + 1))
+        return None
 
-    return await asyncio.gather(*(one(client) for client in clients))
+    results = await asyncio.gather(*(one(client) for client in clients))
+    failed = [client for client, result in zip(clients, results) if result is None]
+    return [result for result in results if result is not None], failed
 
 
 async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recorder) -> list[dict[str, Any]]:
@@ -114,10 +125,11 @@ async def main(config_path: str, result_path: str) -> None:
     recorder = Recorder()
     clients = [Client(spec, config["variant"], recorder) for spec in config["clients"]]
     opened_at = time.monotonic()
-    handshakes = await open_all(clients, config.get("concurrency", 100))
+    handshakes, failed = await open_all(clients, config.get("concurrency", 100))
     opened_for = time.monotonic() - opened_at
+    clients = [client for client in clients if client not in failed]
     readers = [asyncio.create_task(client.read()) for client in clients]
-    result: dict[str, Any] = {"handshakes": handshakes, "open_seconds": opened_for}
+    result: dict[str, Any] = {"handshakes": handshakes, "open_seconds": opened_for, "failed_connects": len(failed)}
     if config["mode"] == "storm":
         print("open", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -21,6 +21,7 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
             "connects_per_s": _round(clients / raw["open_seconds"]),
             "handshake_p99_ms": _round(handshakes[int(0.99 * (len(handshakes) - 1))] * 1000),
             "rss_kib_per_idle_connection": _round((raw["rss_open"] - raw["rss_idle"]) / clients / 1024),
+            "failed_connects": raw["failed_connects"],
         }
         return summary
     deliveries = len(raw["deliveries"])
@@ -32,12 +33,13 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
         "lost": phases[-1]["lost"],
         "duplicates": raw["duplicates"],
         "out_of_order": raw["out_of_order"],
+        "failed_connects": raw["failed_connects"],
         "cpu_ms_per_1000_deliveries": _round(raw["cpu"] / deliveries * 1e6) if deliveries else None,
     }
     if name == "W2":
         passing = [p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT]
         headline = {"capacity_deliveries_per_s": _round(passing[-1]["deliveries_per_s"]) if passing else 0.0,
-                    "lost": sum(p["lost"] for p in phases)}
+                    "lost": sum(p["lost"] for p in phases), "failed_connects": raw["failed_connects"]}
     summary["headline"] = headline
     return summary
 

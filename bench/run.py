@@ -138,13 +138,15 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
     for worker, _ in workers:
         worker.wait()
     usage["cpu"] = cpu_seconds(pid) - usage.pop("cpu_start")
-    merged: dict[str, Any] = {"sent": [], "deliveries": [], "handshakes": [], "duplicates": 0, "out_of_order": 0}
+    merged: dict[str, Any] = {
+        "sent": [], "deliveries": [], "handshakes": [], "duplicates": 0, "out_of_order": 0, "failed_connects": 0
+    }
     for _, path in workers:
         result = json.loads(Path(f"{path}.out").read_text())
         for name in ("sent", "deliveries", "handshakes"):
             merged[name] += result.get(name, [])
-        merged["duplicates"] += result["duplicates"]
-        merged["out_of_order"] += result["out_of_order"]
+        for name in ("duplicates", "out_of_order", "failed_connects"):
+            merged[name] += result[name]
         merged["open_seconds"] = max(merged.get("open_seconds", 0), result["open_seconds"])
     merged.update(usage, rss_idle=rss_idle, room_sizes=room_sizes)
     return merged
