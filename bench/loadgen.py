@@ -34,6 +34,13 @@ class Client:
         self.variant, self.recorder = variant, recorder
         self.socket = None
         self.last_n: dict[str, int] = {}
+        # Sends go through a queue so that a server that stops reading
+        # (TCP back-pressure) delays this client only, never the schedule.
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+
+    async def write(self) -> None:
+        while True:
+            await self.socket.send(await self.outbox.get())
 
     async def open(self) -> float:
         """Connect (and, with auth, wait for a pong); returns handshake seconds."""
@@ -114,7 +121,7 @@ async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recor
             key = f"{config['proc']}.{client.index}:{counter}"
             measured = k >= rate * phase.get("warmup", 0)
             sent.append({"key": key, "phase": phase_index, "room": client.room, "measured": measured})
-            await client.socket.send(encode_send(config["variant"], client.room, f"{planned} {key}"))
+            client.outbox.put_nowait(encode_send(config["variant"], client.room, f"{planned} {key}"))
         start += int(phase["duration"] * 1e9)
     await asyncio.sleep(config.get("drain", 3))
     return sent
@@ -129,6 +136,7 @@ async def main(config_path: str, result_path: str) -> None:
     opened_for = time.monotonic() - opened_at
     clients = [client for client in clients if client not in failed]
     readers = [asyncio.create_task(client.read()) for client in clients]
+    readers += [asyncio.create_task(client.write()) for client in clients]
     result: dict[str, Any] = {"handshakes": handshakes, "open_seconds": opened_for, "failed_connects": len(failed)}
     if config["mode"] == "storm":
         print("open", flush=True)

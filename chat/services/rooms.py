@@ -66,7 +66,8 @@ async def create_room(
         name=name or None,
         activity_id=activity_id,
     )
-    await run_blocking(storage.put_room, room)
+    if not await run_blocking(storage.put_room, room):
+        raise ActivityTaken()  # a joiner of the activity created its room first
     await delivery.to_users_quietly(members, events.room_joined(room))
     return room
 

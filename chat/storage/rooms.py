@@ -69,6 +69,12 @@ def put_room(room: Room) -> bool:
     try:
         base.put(item, ConditionExpression="attribute_not_exists(PK)")
     except ClientError:
+        # Someone else made this room (an activity's, in a race): take back
+        # the participations of anyone it does not list.
+        existing = get_room(room.room_id)
+        listed = set(existing.participant_ids) if existing else set()
+        for user_id in set(room.participant_ids) - listed:
+            base.delete(keys.participation(user_id, room.room_id))
         return False
     return True
 
