@@ -138,12 +138,9 @@ async def main(config_path: str, result_path: str) -> None:
     readers = [asyncio.create_task(client.read()) for client in clients]
     readers += [asyncio.create_task(client.write()) for client in clients]
     result: dict[str, Any] = {"handshakes": handshakes, "open_seconds": opened_for, "failed_connects": len(failed)}
-    if config["mode"] == "storm":
-        print("open", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    else:
-        print("open", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # go
+    print("open", flush=True)  # the orchestrator measures the server, then says go
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if config["mode"] == "traffic":
         result["sent"] = await traffic(config, clients, recorder)
     for reader in readers:
         reader.cancel()

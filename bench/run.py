@@ -6,7 +6,6 @@ Prints a table and writes bench/results/<run>.json and <run>.png."""
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time

@@ -6,7 +6,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 
 from chat import storage
-from tests.conftest import approve, new_room, next_frame, quiet
+from tests.conftest import approve, new_room, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -71,6 +71,7 @@ __all__ = [
     "online_users",
     "put_connection",
     "put_message",
+    "put_room",
     "read_seqs",
     "release_client_message",
     "remove_participant",
