@@ -68,7 +68,10 @@ class Hub:
                 task.cancel()
                 await asyncio.wait([task], timeout=0.5)
         for group in list(self.members):
-            await self.layer.group_discard(group, self.channel)
+            try:
+                await self.layer.group_discard(group, self.channel)
+            except Exception:
+                log.warning("could not leave group %s; it expires", group)
         self.members.clear()
         _hubs.pop(asyncio.get_running_loop(), None)
 

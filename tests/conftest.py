@@ -74,6 +74,14 @@ def backend(dynamodb_endpoint: str, redis_url: str, issuer: TestIssuer) -> Itera
     storage.client().delete_table(TableName=table)
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer() -> None:
+    """A channel layer per test: each async test has its own event loop, and
+    channels-redis keeps receive state (a lock bound to one loop) that a
+    test ending mid-receive would leave behind for the next one."""
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def fresh_jwks() -> Iterator[None]:
     """Forget cached keys, for tests about fetching them."""
