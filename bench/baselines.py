@@ -68,10 +68,12 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
             return
         request = validation.send_message(frame)
         room = await run_blocking(storage.get_room, request.room_id)
-        seq, timestamp = await run_blocking(storage.allocate, request.room_id, sender_id=self.identity.user_id)
-        message = Message(str(uuid.uuid4()), request.room_id, self.identity.user_id, request.content, "user", timestamp, seq)
+        message_id = str(uuid.uuid4())
+        seq, timestamp = await run_blocking(
+            storage.allocate, request.room_id, sender_id=self.identity.user_id, message_id=message_id, content=request.content
+        )
+        message = Message(message_id, request.room_id, self.identity.user_id, request.content, "user", timestamp, seq)
         await run_blocking(storage.put_message, message)
-        await run_blocking(storage.update_last_message, message)
         now = int(time.time())
         targets = []
         for user_id in room.participant_ids:  # the original's N+1: a query per participant

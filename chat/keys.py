@@ -22,6 +22,13 @@ Added by this project:
 
 GSI1 on the participation items: GSI1PK = USERROOMS#{userId}.
 LSI1 on messages: sort key `seq` (number), to find a message by its seq.
+
+A room's METADATA also holds, besides the reference's attributes, its last
+seq and the last message's preview (`lastMessage`, `lastMessageAt`; the
+reference kept the preview in LASTMESSAGE, still read for its rooms) and one
+read watermark per participant, `readSeq#{userId}`: a send then moves the
+counter, the preview and the sender's watermark in the one write that takes
+its seq.
 """
 
 Key = dict[str, str]
@@ -34,6 +41,7 @@ MESSAGE_RANGE_END = "MESSAGE#~"
 METADATA = "METADATA"
 LAST_MESSAGE = "LASTMESSAGE"
 SEQ_INDEX = "LSI1"
+READ_SEQ_PREFIX = "readSeq#"
 
 
 def _key(pk: str, sk: str) -> Key:
@@ -94,6 +102,11 @@ def activity_room(activity_id: str, room_id: str) -> Key:
 
 def activity(activity_id: str) -> Key:
     return _key(activity_pk(activity_id), METADATA)
+
+
+def read_seq_attribute(user_id: str) -> str:
+    """The METADATA attribute holding user_id's read watermark."""
+    return f"{READ_SEQ_PREFIX}{user_id}"
 
 
 def room_id_from_sk(sort_key: str) -> str:

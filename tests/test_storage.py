@@ -1,11 +1,14 @@
 """The table as other tools see it: items keep the reference system's layout."""
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 
 from chat import storage
+from chat.errors import StorageUnavailable
+from chat.storage import batching
 from tests.conftest import approve, new_room, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,19 +93,80 @@ async def test_sent_message_and_preview_use_reference_keys(connect, issuer):
         "seq": 1,
         "clientMessageId": "m-1",
     }
-    preview = items["LASTMESSAGE"]
-    assert preview["lastMessage"] == content[:100]
-    assert preview["lastMessageAt"] == sent["createdAt"]
-    assert items["METADATA"]["type"] == "group"
+    metadata = items["METADATA"]
+    assert metadata["type"] == "group"
+    # The preview and the sender's watermark move in the write that took the seq.
+    assert (metadata["lastMessage"], metadata["lastMessageAt"]) == (content[:100], sent["createdAt"])
+    assert (metadata["lastSeq"], metadata["readSeq#writer"]) == (1, 1)
+    assert "LASTMESSAGE" not in items
 
 
-def test_last_message_never_goes_backwards():
+def store(room_id: str, sender: str, content: str) -> storage.Message:
+    message_id = f"id-{content}"
+    seq, timestamp = storage.allocate(room_id, sender_id=sender, message_id=message_id, content=content)
+    return storage.Message(message_id, room_id, sender, content, "user", timestamp, seq)
+
+
+def preview_of(room_id: str) -> str | None:
+    return storage.room_summaries([room_id])[room_id].last_message
+
+
+def test_preview_follows_seq_whichever_put_lands_first():
     storage.put_room(storage.Room(room_id="order-room", participant_ids=("a",), type="group", created_at="t"))
-    later = storage.Message("m2", "order-room", "a", "later", "user", timestamp=2000, seq=2)
-    earlier = storage.Message("m1", "order-room", "a", "earlier", "user", timestamp=1000, seq=1)
-    storage.update_last_message(later)
-    storage.update_last_message(earlier)  # arrives late, e.g. from a slower process
-    assert storage.get_last_message("order-room")["lastMessage"] == "later"
+    earlier, later = store("order-room", "a", "earlier"), store("order-room", "a", "later")
+    storage.put_message(later)
+    storage.put_message(earlier)  # lands late, e.g. from a slower process
+    assert preview_of("order-room") == "later"
+
+
+def test_a_withdrawn_preview_never_hides_a_later_message():
+    storage.put_room(storage.Room(room_id="withdraw-room", participant_ids=("a",), type="group", created_at="t"))
+    failed = store("withdraw-room", "a", "failed")
+    storage.withdraw_preview(failed)
+    assert preview_of("withdraw-room") is None
+    failed_again, stored = store("withdraw-room", "a", "failed again"), store("withdraw-room", "a", "stored")
+    storage.withdraw_preview(failed_again)
+    assert preview_of("withdraw-room") == "stored"
+
+
+def test_reference_rooms_keep_their_lastmessage_preview():
+    storage.put_room(storage.Room(room_id="legacy-room", participant_ids=("a",), type="group", created_at="t"))
+    storage.client().put_item(
+        TableName=settings.DYNAMODB_TABLE,
+        Item={
+            "PK": {"S": "CHATROOM#legacy-room"},
+            "SK": {"S": "LASTMESSAGE"},
+            "lastMessage": {"S": "from the reference"},
+            "lastMessageAt": {"S": "2025-01-01T00:00:00.000Z"},
+        },
+    )
+    summary = storage.room_summaries(["legacy-room"])["legacy-room"]
+    assert (summary.last_message, summary.last_message_at) == ("from the reference", "2025-01-01T00:00:00.000Z")
+    store("legacy-room", "a", "newer")
+    assert preview_of("legacy-room") == "newer"
+
+
+def test_concurrent_puts_share_batches_and_all_land():
+    items = [{"PK": "BATCH#test", "SK": f"ITEM#{n:03}", "n": n} for n in range(120)]
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        list(pool.map(batching.put, items))
+    assert [item["n"] for item in raw_items("BATCH#test")] == list(range(120))
+
+
+def test_an_item_the_endpoint_refuses_fails_alone():
+    good = [{"PK": "BATCH#mixed", "SK": f"ITEM#{n}"} for n in range(10)]
+    oversized = {"PK": "BATCH#mixed", "SK": "ITEM#big", "blob": "x" * 500_000}
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        results = [pool.submit(batching.put, item) for item in [*good, oversized]]
+    with pytest.raises(StorageUnavailable):
+        results[-1].result()
+    assert [result.result() for result in results[:-1]] == [None] * 10
+    assert len(raw_items("BATCH#mixed")) == 10
+
+
+def test_the_same_key_twice_in_a_burst_keeps_the_later_write():
+    batching.put({"PK": "BATCH#same", "SK": "ITEM", "v": 1}, {"PK": "BATCH#same", "SK": "ITEM", "v": 2})
+    assert [item["v"] for item in raw_items("BATCH#same")] == [2]
 
 
 def test_expired_connections_are_invisible_to_reads():

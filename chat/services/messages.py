@@ -57,7 +57,9 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
             ack = Ack(earlier.message_id, cid, request.room_id, earlier.seq, earlier.timestamp, duplicate=True)
             return SendResult(ack=ack, message=None)
     try:
-        seq, timestamp = await run_blocking(storage.allocate, request.room_id, sender_id=sender_id)
+        seq, timestamp = await run_blocking(
+            storage.allocate, request.room_id, sender_id=sender_id, message_id=message_id, content=request.content
+        )
     except Exception:
         # Nothing was stored: free the id for the client's retry.
         if cid is not None:
@@ -66,12 +68,21 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
     message = Message(message_id, request.room_id, sender_id, request.content, "user", timestamp, seq, (sender_id,), cid)
     # If this put fails it may still have landed, so the claim is kept: a
     # retry waits for the lease rather than risk storing the message twice.
-    await run_blocking(storage.put_message, message)
+    await _store(message)
     if cid is not None:
         await _quietly(storage.commit_client_message, sender_id, cid, message)
-    await _publish(message, skip_channel=origin_channel)
-    await _quietly(storage.advance_read, sender_id, request.room_id, seq)
+    await _deliver(message, skip_channel=origin_channel)
     return SendResult(ack=_ack(message), message=message)
+
+
+async def _store(message: Message) -> None:
+    """Put the message whose seq allocate took (with the room's preview);
+    if that fails, take the preview back off it before raising."""
+    try:
+        await run_blocking(storage.put_message, message)
+    except StorageUnavailable:
+        await _quietly(storage.withdraw_preview, message)
+        raise
 
 
 async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> ClientMessage | None:
@@ -102,18 +113,17 @@ async def send_system_message(*, room_id: str, content: str) -> Message:
     """Store and deliver a system message (senderId "system", readBy []).
     Raises RoomNotFound, InvalidRequest, MessageTooLong, StorageUnavailable."""
     room_id, content = validation.room_id(room_id), validation.content(content)
-    seq, timestamp = await run_blocking(storage.allocate, room_id, sender_id=None)
-    message = Message(str(uuid.uuid4()), room_id, SYSTEM_SENDER, content, "system", timestamp, seq)
-    await run_blocking(storage.put_message, message)
-    await _publish(message)
+    message_id = str(uuid.uuid4())
+    seq, timestamp = await run_blocking(storage.allocate, room_id, sender_id=None, message_id=message_id, content=content)
+    message = Message(message_id, room_id, SYSTEM_SENDER, content, "system", timestamp, seq)
+    await _store(message)
+    await _deliver(message)
     return message
 
 
-async def _publish(message: Message, *, skip_channel: str | None = None) -> None:
-    """After a message is stored: move the room's preview and deliver it live.
-    Neither may undo the send, so failures are logged, not raised: the preview
-    is fixed by the next message, and clients catch up from history."""
-    await _quietly(storage.update_last_message, message)
+async def _deliver(message: Message, *, skip_channel: str | None = None) -> None:
+    """Deliver a stored message live. That may not undo the send, so a
+    failure is logged, not raised: clients catch up from history."""
     try:
         await delivery.to_room(message.room_id, events.deliver(events.message_frame(message), skip_channel=skip_channel))
     except Exception:
@@ -147,7 +157,7 @@ async def history(
     messages, has_more = await run_blocking(
         storage.messages_page, room_id, after_seq=after_seq, before_seq=before_seq, limit=limit
     )
-    watermarks = await run_blocking(storage.read_seqs, room_id, list(room.participant_ids)) if messages else {}
+    watermarks = {user_id: room.read_seq(user_id) for user_id in room.participant_ids}
     return HistoryPage(room, [_with_read_by(message, watermarks) for message in messages], has_more)
 
 
@@ -167,9 +177,8 @@ async def mark_read(*, user_id: str, room_id: str, seq: int) -> tuple[int, bool]
     if room is None or user_id not in room.participant_ids:
         raise NotAParticipant()
     target = min(seq, room.last_seq)
-    if target <= 0:
-        current = await run_blocking(storage.read_seqs, room_id, [user_id])
-        return current[user_id], False
+    if target <= room.read_seq(user_id):
+        return room.read_seq(user_id), False
     watermark, moved = await run_blocking(storage.advance_read, user_id, room_id, target)
     if moved:
         await delivery.to_room(room_id, events.deliver(events.read_frame(room_id, user_id, watermark)))

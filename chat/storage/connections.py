@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chat import keys
-from chat.storage import base
+from chat.storage import base, batching
 
 # Presence is one item per user with an attribute per live connection,
 # c_{connectionId} = its ttl; a user is online while any of them is unexpired.
@@ -23,12 +23,13 @@ class Connection:
 
 
 def put_connection(conn: Connection) -> None:
-    """Write Connection, then UserConnection. Deletes run in the opposite
-    order, so a UserConnection never exists without its Connection and the
-    reaper, which scans Connection items, finds every pair."""
+    """Write Connection, then UserConnection (each through the group commit,
+    so a connect storm shares calls). Deletes run in the opposite order, so
+    a UserConnection never exists without its Connection and the reaper,
+    which scans Connection items, finds every pair."""
     common = {"connectionId": conn.connection_id, "connectedAt": conn.connected_at, "ttl": conn.ttl}
-    base.put({**keys.connection(conn.connection_id), "Type": "Connection", "userId": conn.user_id, **common})
-    base.put({**keys.user_connection(conn.user_id, conn.connection_id), "Type": "UserConnection", **common})
+    batching.put({**keys.connection(conn.connection_id), "Type": "Connection", "userId": conn.user_id, **common})
+    batching.put({**keys.user_connection(conn.user_id, conn.connection_id), "Type": "UserConnection", **common})
 
 
 def delete_connection(user_id: str, connection_id: str) -> None:

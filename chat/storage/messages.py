@@ -1,5 +1,5 @@
-"""Messages, their per-room sequence, the LASTMESSAGE preview, history
-pages, and the records that make sends idempotent.
+"""Messages, their per-room sequence, history pages, and the records that
+make sends idempotent.
 
 Each room's METADATA holds `lastSeq` and `lastTs`. Taking a seq also takes a
 timestamp strictly above the room's last one, so the reference sort key
@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from chat import keys
 from chat.errors import NotAParticipant, RoomNotFound, StorageUnavailable
-from chat.storage import base
+from chat.storage import base, batching
 from chat.storage.rooms import get_room
 
 ALLOCATE_ATTEMPTS = 10
@@ -46,22 +46,34 @@ class ClientMessage:
     timestamp: int | None
 
 
-def allocate(room_id: str, *, sender_id: str | None) -> tuple[int, int]:
-    """Take the room's next (seq, timestamp). With a sender, this is also
+def allocate(
+    room_id: str, *, sender_id: str | None, message_id: str, content: str, preview_length: int = 100
+) -> tuple[int, int]:
+    """Take the room's next (seq, timestamp) for message_id, and in the same
+    write point the room's preview at it and move the sender's watermark to
+    it (a sender has read their own message). With a sender, this is also
     the participant check: NotAParticipant unless the room lists them.
     Without one (system messages) the room must exist, else RoomNotFound.
     A seq whose message then fails to store is skipped."""
     membership = "contains(participantIds, :sender)" if sender_id is not None else "attribute_exists(PK)"
+    update = "SET lastSeq = if_not_exists(lastSeq, :zero) + :one, lastTs = :ts"
+    update += ", lastMessage = :text, lastMessageAt = :at, lastMessageId = :id"
+    names = {}
+    if sender_id is not None:
+        update += ", #read = if_not_exists(lastSeq, :zero) + :one"  # the right side sees the old lastSeq
+        names = {"ExpressionAttributeNames": {"#read": keys.read_seq_attribute(sender_id)}}
     timestamp = base.now_ms()
     for _ in range(ALLOCATE_ATTEMPTS):
         extra = {"sender": sender_id} if sender_id is not None else {}
+        preview = {"text": content[:preview_length], "at": base.iso_from_ms(timestamp), "id": message_id}
         try:
             attributes = base.update(
                 keys.room(room_id),
-                UpdateExpression="SET lastSeq = if_not_exists(lastSeq, :zero) + :one, lastTs = :ts",
+                UpdateExpression=update,
                 ConditionExpression=f"{membership} AND (attribute_not_exists(lastTs) OR lastTs < :ts)",
-                ExpressionAttributeValues=base.values(zero=0, one=1, ts=timestamp, **extra),
+                ExpressionAttributeValues=base.values(zero=0, one=1, ts=timestamp, **preview, **extra),
                 ReturnValues="UPDATED_NEW",
+                **names,
             )
             return int(attributes["lastSeq"]), timestamp
         except ClientError:
@@ -75,42 +87,37 @@ def allocate(room_id: str, *, sender_id: str | None) -> tuple[int, int]:
 
 
 def put_message(message: Message) -> None:
-    item = {
-        **keys.message(message.room_id, message.timestamp, message.message_id),
-        "messageId": message.message_id,
-        "chatRoomId": message.room_id,
-        "senderId": message.sender_id,
-        "content": message.content,
-        "messageType": message.message_type,
-        "readBy": list(message.read_by),
-        "createdAt": message.created_at,
-        "timestamp": message.timestamp,
-        "seq": message.seq,
-        "clientMessageId": message.client_message_id,
-    }
-    try:
-        base.put(item, ConditionExpression="attribute_not_exists(PK)")
-    except ClientError as exc:
-        raise StorageUnavailable("Message id collision, try again") from exc
+    """Store the message (its seq taken by allocate). Unconditional, so it
+    goes through the group commit: its key holds a fresh uuid4."""
+    batching.put(
+        {
+            **keys.message(message.room_id, message.timestamp, message.message_id),
+            "messageId": message.message_id,
+            "chatRoomId": message.room_id,
+            "senderId": message.sender_id,
+            "content": message.content,
+            "messageType": message.message_type,
+            "readBy": list(message.read_by),
+            "createdAt": message.created_at,
+            "timestamp": message.timestamp,
+            "seq": message.seq,
+            "clientMessageId": message.client_message_id,
+        }
+    )
 
 
-def update_last_message(message: Message, *, preview_length: int = 100) -> None:
-    """Point LASTMESSAGE at message unless a later one (by seq) is there already."""
+def withdraw_preview(message: Message) -> None:
+    """Clear the room's preview if it still shows message, whose storing
+    failed after allocate pointed the preview at it."""
     try:
         base.update(
-            keys.last_message(message.room_id),
-            UpdateExpression="SET lastMessageAt = :at, lastMessage = :text, lastSeq = :seq, messageId = :id",
-            ConditionExpression="attribute_not_exists(lastSeq) OR lastSeq < :seq",
-            ExpressionAttributeValues=base.values(
-                at=message.created_at, text=message.content[:preview_length], seq=message.seq, id=message.message_id
-            ),
+            keys.room(message.room_id),
+            UpdateExpression="REMOVE lastMessage, lastMessageId",
+            ConditionExpression="lastMessageId = :id",
+            ExpressionAttributeValues=base.values(id=message.message_id),
         )
     except ClientError:
-        base.log.debug("LASTMESSAGE of %s is newer than seq %s", message.room_id, message.seq)
-
-
-def get_last_message(room_id: str) -> dict[str, Any] | None:
-    return base.get(keys.last_message(room_id))
+        pass  # a later message owns the preview now
 
 
 def _message_from(values: dict[str, Any]) -> Message:

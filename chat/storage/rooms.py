@@ -5,13 +5,13 @@ item is the user-side index of it (room lists, subscriptions). Writes are
 ordered so that an index entry never outlives or precedes the membership
 it stands for, except for a brand-new room, whose messages cannot exist
 before its METADATA does."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chat import keys
-from chat.errors import RoomFull, RoomNotFound, StorageUnavailable
+from chat.errors import NotAParticipant, RoomFull, RoomNotFound, StorageUnavailable
 from chat.storage import base
 
 
@@ -25,6 +25,13 @@ class Room:
     activity_id: str | None = None
     last_seq: int = 0
     last_ts: int = 0
+    read_seqs: dict[str, int] = field(default_factory=dict, compare=False)
+    last_message: str | None = None
+    last_message_at: str | None = None
+
+    def read_seq(self, user_id: str) -> int:
+        """user_id's read watermark (0 when never read)."""
+        return self.read_seqs.get(user_id, 0)
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,6 @@ class Participation:
     room_id: str
     user_id: str
     joined_at: str
-    read_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,13 @@ def _room_from(values: dict[str, Any]) -> Room:
         activity_id=values.get("activityId"),
         last_seq=int(values.get("lastSeq", 0)),
         last_ts=int(values.get("lastTs", 0)),
+        read_seqs={
+            name.removeprefix(keys.READ_SEQ_PREFIX): int(value)
+            for name, value in values.items()
+            if name.startswith(keys.READ_SEQ_PREFIX)
+        },
+        last_message=values.get("lastMessage"),
+        last_message_at=values.get("lastMessageAt"),
     )
 
 
@@ -109,14 +122,14 @@ def user_participations(user_id: str) -> list[Participation]:
             room_id=keys.room_id_from_sk(item["SK"]),
             user_id=user_id,
             joined_at=item.get("joinedAt", ""),
-            read_seq=int(item.get("readSeq", 0)),
         )
         for item in items
     ]
 
 
 def room_summaries(room_ids: list[str]) -> dict[str, RoomSummary]:
-    """METADATA and LASTMESSAGE of each existing room, in batch reads."""
+    """METADATA of each existing room, in batch reads, with its preview
+    (from LASTMESSAGE for rooms whose METADATA has none: the reference's)."""
     wanted = [key for room_id in room_ids for key in (keys.room(room_id), keys.last_message(room_id))]
     found = base.batch_get(wanted)
     summaries = {}
@@ -124,33 +137,33 @@ def room_summaries(room_ids: list[str]) -> dict[str, RoomSummary]:
         metadata = found.get(base.key_id(keys.room(room_id)))
         if metadata is None:
             continue
-        preview = found.get(base.key_id(keys.last_message(room_id)), {})
-        summaries[room_id] = RoomSummary(_room_from(metadata), preview.get("lastMessage"), preview.get("lastMessageAt"))
+        room = _room_from(metadata)
+        if room.last_message_at is not None and room.last_message is not None:
+            summaries[room_id] = RoomSummary(room, room.last_message, room.last_message_at)
+        else:
+            preview = found.get(base.key_id(keys.last_message(room_id)), {})
+            at = room.last_message_at or preview.get("lastMessageAt")
+            summaries[room_id] = RoomSummary(room, preview.get("lastMessage"), at)
     return summaries
-
-
-def read_seqs(room_id: str, user_ids: list[str]) -> dict[str, int]:
-    """Each user's read watermark in the room (0 when never read)."""
-    found = base.batch_get([keys.participation(user_id, room_id) for user_id in user_ids])
-    return {
-        user_id: int(found.get(base.key_id(keys.participation(user_id, room_id)), {}).get("readSeq", 0))
-        for user_id in user_ids
-    }
 
 
 def advance_read(user_id: str, room_id: str, seq: int) -> tuple[int, bool]:
     """Move the user's watermark forward to seq. Returns the watermark and
-    whether it moved. Precondition: the user participates in the room."""
+    whether it moved. Raises NotAParticipant (also for a missing room)."""
+    watermark = keys.read_seq_attribute(user_id)
     try:
         base.update(
-            keys.participation(user_id, room_id),
-            UpdateExpression="SET readSeq = :seq",
-            ConditionExpression="attribute_exists(PK) AND (attribute_not_exists(readSeq) OR readSeq < :seq)",
-            ExpressionAttributeValues=base.values(seq=seq),
+            keys.room(room_id),
+            UpdateExpression="SET #read = :seq",
+            ConditionExpression="contains(participantIds, :user) AND (attribute_not_exists(#read) OR #read < :seq)",
+            ExpressionAttributeNames={"#read": watermark},
+            ExpressionAttributeValues=base.values(seq=seq, user=user_id),
         )
     except ClientError:
-        current = base.get(keys.participation(user_id, room_id)) or {}
-        return int(current.get("readSeq", 0)), False
+        room = get_room(room_id)
+        if room is None or user_id not in room.participant_ids:
+            raise NotAParticipant() from None
+        return room.read_seq(user_id), False
     return seq, True
 
 
@@ -178,7 +191,7 @@ def add_participant(room_id: str, user_id: str, *, joined_at: str, limit: int) -
     try:
         base.put(_participation_item(user_id, room_id, joined_at), ConditionExpression="attribute_not_exists(PK)")
     except ClientError:
-        pass  # there already, with its read watermark
+        pass  # there already
     return added
 
 
@@ -194,8 +207,9 @@ def remove_participant(room_id: str, user_id: str) -> bool:
         try:
             base.update(
                 keys.room(room_id),
-                UpdateExpression=f"REMOVE participantIds[{index}]",
+                UpdateExpression=f"REMOVE participantIds[{index}], #read",
                 ConditionExpression=f"participantIds[{index}] = :user",
+                ExpressionAttributeNames={"#read": keys.read_seq_attribute(user_id)},
                 ExpressionAttributeValues=base.values(user=user_id),
             )
         except ClientError:
