@@ -15,7 +15,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 django_http = get_asgi_application()
 
-from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 (after Django setup)
+from channels.exceptions import ChannelFull  # noqa: E402 (after Django setup)
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
@@ -77,9 +78,12 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
         now = int(time.time())
         targets = []
         for user_id in room.participant_ids:  # the original's N+1: a query per participant
-            targets += await run_blocking(storage.user_connection_ids, user_id, now=now)
-        for channel in targets:
-            await self.channel_layer.send(channel, {"type": "chat.frame", "frame": events.message_frame(message)})
+            targets += [(user_id, channel) for channel in await run_blocking(storage.user_connection_ids, user_id, now=now)]
+        for user_id, channel in targets:
+            try:
+                await self.channel_layer.send(channel, {"type": "chat.frame", "frame": events.message_frame(message)})
+            except ChannelFull:  # the original's 410 Gone: a zombie connection, deleted
+                await run_blocking(storage.delete_connection, user_id, channel)
         await self.send(text_data=events.encode({"messageId": message.message_id}))
 
     async def chat_frame(self, event: dict) -> None:

@@ -142,6 +142,8 @@ async def main(config_path: str, result_path: str) -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     if config["mode"] == "traffic":
         result["sent"] = await traffic(config, clients, recorder)
+    # Server usage is measured up to here: closing the sockets is not traffic.
+    print("done", flush=True)
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*(client.socket.close() for client in clients), return_exceptions=True)

@@ -135,8 +135,10 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
         worker.stdin.write("go\n")
         worker.stdin.flush()
     for worker, _ in workers:
-        worker.wait()
+        assert worker.stdout.readline().strip() == "done", "load generator failed"
     usage["cpu"] = cpu_seconds(pid) - usage.pop("cpu_start")
+    for worker, _ in workers:
+        worker.wait()
     merged: dict[str, Any] = {
         "sent": [], "deliveries": [], "handshakes": [], "duplicates": 0, "out_of_order": 0, "failed_connects": 0
     }

@@ -169,6 +169,12 @@ def test_the_same_key_twice_in_a_burst_keeps_the_later_write():
     assert [item["v"] for item in raw_items("BATCH#same")] == [2]
 
 
+def test_batched_deletes_remove_items_and_ignore_missing_ones():
+    batching.put({"PK": "BATCH#delete", "SK": "A"}, {"PK": "BATCH#delete", "SK": "B"})
+    batching.delete({"PK": "BATCH#delete", "SK": "A"}, {"PK": "BATCH#delete", "SK": "never-there"})
+    assert [item["SK"] for item in raw_items("BATCH#delete")] == ["B"]
+
+
 def test_expired_connections_are_invisible_to_reads():
     now = int(time.time())
     storage.put_connection(storage.Connection("live-conn", "ttl-user", "2026-01-01T00:00:00.000Z", now + 60))

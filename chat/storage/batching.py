@@ -1,4 +1,4 @@
-"""Group commit for unconditional puts (messages, connection records).
+"""Group commit for unconditional writes (messages, connection records).
 
 A botocore call costs about a millisecond of CPU in this process and about
 as much in the server, whatever its size; BatchWriteItem carries 25 items for
@@ -6,7 +6,8 @@ barely more. Writers here hand their item to a few flusher threads and wait:
 a flusher takes whatever is queued (up to 25 items) and writes it in one
 call, so at low load an item goes alone, and under load items share calls.
 
-Only puts that need no condition may come here: BatchWriteItem has none."""
+Only puts and deletes that need no condition may come here: BatchWriteItem
+has none."""
 import logging
 import threading
 import time
@@ -24,14 +25,18 @@ MAX_ATTEMPTS = 8
 
 
 class _Pending:
-    __slots__ = ("table", "item", "future")
+    """One write request of BatchWriteItem (a PutRequest or DeleteRequest)."""
 
-    def __init__(self, table: str, item: dict[str, Any]) -> None:
-        self.table, self.item, self.future = table, base.to_item(item), Future()
+    __slots__ = ("table", "request", "key", "future")
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return self.table, self.item["PK"]["S"], self.item["SK"]["S"]
+    def __init__(self, table: str, request: dict[str, Any]) -> None:
+        self.table, self.request, self.future = table, request, Future()
+        self.key = (table, *_key_of(request))
+
+
+def _key_of(request: dict[str, Any]) -> tuple[str, str]:
+    fields = request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"]
+    return fields["PK"]["S"], fields["SK"]["S"]
 
 
 class WriteBatcher:
@@ -42,11 +47,11 @@ class WriteBatcher:
         self._started = False
         self._flushers = flushers
 
-    def put(self, *items: dict[str, Any]) -> None:
-        """Write items (each in some batch; writes of one key land in the
-        order given) and return once all are stored. Raises
+    def write(self, requests: list[dict[str, Any]]) -> None:
+        """Apply the write requests (each in some batch; writes of one key
+        land in the order given) and return once all are done. Raises
         StorageUnavailable if any was not."""
-        pending = [_Pending(base.table(), item) for item in items]
+        pending = [_Pending(base.table(), request) for request in requests]
         with self._changed:
             self._start()
             self._waiting.extend(pending)
@@ -102,7 +107,7 @@ class WriteBatcher:
     def _write(self, batch: list[_Pending]) -> None:
         by_key = {entry.key: entry for entry in batch}
         table = batch[0].table
-        requests = [{"PutRequest": {"Item": entry.item}} for entry in batch]
+        requests = [entry.request for entry in batch]
         for attempt in range(MAX_ATTEMPTS):
             try:
                 with base.guard("BatchWriteItem", expected=frozenset({"ValidationException"})):
@@ -113,7 +118,7 @@ class WriteBatcher:
                 self._write_singly(batch)
                 return
             requests = response.get("UnprocessedItems", {}).get(table, [])
-            unprocessed = {(table, r["PutRequest"]["Item"]["PK"]["S"], r["PutRequest"]["Item"]["SK"]["S"]) for r in requests}
+            unprocessed = {(table, *_key_of(request)) for request in requests}
             for key, entry in by_key.items():
                 if key not in unprocessed and not entry.future.done():
                     entry.future.set_result(None)
@@ -127,8 +132,12 @@ class WriteBatcher:
             if entry.future.done():
                 continue
             try:
-                with base.guard("PutItem"):
-                    base.client().put_item(TableName=entry.table, Item=entry.item)
+                if "PutRequest" in entry.request:
+                    with base.guard("PutItem"):
+                        base.client().put_item(TableName=entry.table, **entry.request["PutRequest"])
+                else:
+                    with base.guard("DeleteItem"):
+                        base.client().delete_item(TableName=entry.table, **entry.request["DeleteRequest"])
             except (ClientError, StorageUnavailable) as exc:
                 log.error("item %s/%s not written: %s", entry.key[1], entry.key[2], exc)
                 entry.future.set_exception(StorageUnavailable("The item could not be stored"))
@@ -140,5 +149,10 @@ _batcher = WriteBatcher()
 
 
 def put(*items: dict[str, Any]) -> None:
-    """Store unconditional items through the shared group commit."""
-    _batcher.put(*items)
+    """Store items, unconditionally, through the shared group commit."""
+    _batcher.write([{"PutRequest": {"Item": base.to_item(item)}} for item in items])
+
+
+def delete(*keys: dict[str, str]) -> None:
+    """Delete items (missing ones are fine) through the shared group commit."""
+    _batcher.write([{"DeleteRequest": {"Key": base.to_item(key)}} for key in keys])

@@ -33,9 +33,9 @@ def put_connection(conn: Connection) -> None:
 
 
 def delete_connection(user_id: str, connection_id: str) -> None:
-    """Delete both items; missing items are fine."""
-    base.delete(keys.user_connection(user_id, connection_id))
-    base.delete(keys.connection(connection_id))
+    """Delete both items (through the group commit); missing items are fine."""
+    batching.delete(keys.user_connection(user_id, connection_id))
+    batching.delete(keys.connection(connection_id))
 
 
 def _connection_from(values: dict[str, Any]) -> Connection:
