@@ -123,7 +123,7 @@ async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recor
             sent.append({"key": key, "phase": phase_index, "room": client.room, "measured": measured})
             client.outbox.put_nowait(encode_send(config["variant"], client.room, f"{planned} {key}"))
         start += int(phase["duration"] * 1e9)
-    await asyncio.sleep(config.get("drain", 3))
+    await asyncio.sleep(config["drain"])
     return sent
 
 

@@ -37,7 +37,11 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
         "cpu_ms_per_1000_deliveries": _round(raw["cpu"] / deliveries * 1e6) if deliveries else None,
     }
     if name == "W2":
-        passing = [p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT]
+        passing = []  # the steps up to the first that fails
+        for phase in phases:
+            if phase["p99_ms"] is None or phase["p99_ms"] > P99_LIMIT_MS or phase["loss_ratio"] > LOSS_LIMIT:
+                break
+            passing.append(phase)
         headline = {"capacity_deliveries_per_s": _round(passing[-1]["deliveries_per_s"]) if passing else 0.0,
                     "lost": sum(p["lost"] for p in phases), "failed_connects": raw["failed_connects"]}
     summary["headline"] = headline

@@ -22,13 +22,13 @@ APPS = {"P": "chatproject.asgi:application", "B0": "bench.baselines:application"
 PATHS = {"P": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={token}"}
 FULL = {
     "reps": 3, "clients": 2000, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 60, "w1_warmup": 10,
-    "w2_rates": [40, 80, 120, 160, 200, 250, 300, 400, 500], "w2_seconds": 10, "w2_warmup": 3,
-    "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2,
+    "w2_rates": [10, 20, 40, 80, 120, 160, 200, 250, 300], "w2_seconds": 10, "w2_warmup": 3,
+    "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2, "drain": 3, "settle": 60,
 }
 QUICK = {
     "reps": 1, "clients": 100, "room_size": 10, "rate_per_client": 0.2, "w1_seconds": 5, "w1_warmup": 1,
-    "w2_rates": [20, 40], "w2_seconds": 3, "w2_warmup": 1,
-    "w3_members": 50, "w3_rate": 5, "w3_seconds": 3, "storm": 100, "procs": 1,
+    "w2_rates": [5, 30], "w2_seconds": 3, "w2_warmup": 1,
+    "w3_members": 50, "w3_rate": 5, "w3_seconds": 3, "storm": 100, "procs": 1, "drain": 1, "settle": 10,
 }
 
 
@@ -78,6 +78,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settle(pid: int, timeout: float) -> None:
+    """Wait until the server is idle (under 5% of a core), so one workload's
+    backlog (an overloaded variant still working through queued frames)
+    does not count against the next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.025:
+            return
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -115,14 +127,15 @@ class Server:
 
 
 def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: str, *, mode: str,
-             phases: list[dict[str, Any]], procs: int, room_sizes: dict[str, int]) -> dict[str, Any]:
+             phases: list[dict[str, Any]], procs: int, room_sizes: dict[str, int], drain: float, settle_seconds: float) -> dict[str, Any]:
     """Run loadgen processes over the clients; returns merged raw results and server usage."""
     pid = server.process.pid
+    settle(pid, timeout=settle_seconds)
     shares = [clients[i::procs] for i in range(procs)]
     workers = []
     for i, share in enumerate(shares):
         config = {"variant": server.variant, "clients": share, "mode": mode, "proc": i, "seed": i,
-                  "concurrency": 100, "phases": [{**p, "rate": p["rate"] / procs} for p in phases]}
+                  "concurrency": 100, "drain": drain, "phases": [{**p, "rate": p["rate"] / procs} for p in phases]}
         path = workdir / f"load-{tag}-{i}.json"
         path.write_text(json.dumps(config))
         workers.append((subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path), f"{path}.out"], cwd=ROOT,
@@ -210,7 +223,8 @@ def measure(variant: str, params: dict[str, Any], shared: dict[str, Any], env: d
             clients = [{"url": server.url(shared["tokens"][user], room), "room": room, "index": i}
                        for i, (user, room) in enumerate(load["clients"])]
             raw = run_load(server, clients, workdir, f"{variant}-{rep}-{name}", mode=load["mode"],
-                           phases=load["phases"], procs=params["procs"], room_sizes=room_sizes)
+                           phases=load["phases"], procs=params["procs"], room_sizes=room_sizes,
+                           drain=params["drain"], settle_seconds=params["settle"])
             results[name] = summarise(name, raw, phase_stats(raw, load["phases"]), len(clients))
             print(f"  {variant} rep {rep + 1} {name}: {json.dumps(results[name]['headline'])}", flush=True)
     finally:
