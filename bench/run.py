@@ -34,7 +34,9 @@ QUICK = {
 
 def configure_django(workdir: Path, dynamodb_url: str, redis_url: str, run_id: str) -> dict[str, str]:
     env = {
-        "DJANGO_DEBUG": "1", "JWT_DEV_ISSUER": "1", "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": "chat-dev",
+        # As deployed: DEBUG off (it records every SQL query).
+        "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": uuid.uuid4().hex,
+        "JWT_DEV_ISSUER": "1", "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": "chat-dev",
         "JWT_DEV_KEY_PATH": str(workdir / "dev-key.pem"), "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
         "DYNAMODB_ENDPOINT_URL": dynamodb_url, "DYNAMODB_TABLE": f"bench-{run_id}", "REDIS_URL": redis_url,
         "CHANNEL_PREFIX": f"bench-{run_id}", "LOG_LEVEL": "WARNING",
