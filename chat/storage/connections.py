@@ -70,9 +70,8 @@ def user_connection_ids(user_id: str, *, now: int) -> list[str]:
 def expired_connections(*, now: int) -> Iterator[Connection]:
     """Connection items whose ttl has passed. A Scan: this is for the
     periodic reaper only, never for a request path."""
-    paginator = base.client().get_paginator("scan")
     with base.guard("Scan"):
-        pages = paginator.paginate(
+        pages = base.paginator("scan").paginate(
             TableName=base.table(),
             FilterExpression="begins_with(PK, :prefix) AND SK = :meta AND #ttl <= :now",
             ExpressionAttributeNames={"#ttl": "ttl"},
