@@ -70,10 +70,10 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
         request = validation.send_message(frame)
         room = await run_blocking(storage.get_room, request.room_id)
         message_id = str(uuid.uuid4())
-        seq, timestamp = await run_blocking(
+        place = await run_blocking(
             storage.allocate, request.room_id, sender_id=self.identity.user_id, message_id=message_id, content=request.content
         )
-        message = Message(message_id, request.room_id, self.identity.user_id, request.content, "user", timestamp, seq)
+        message = Message(message_id, request.room_id, self.identity.user_id, request.content, "user", place.timestamp, place.seq)
         await run_blocking(storage.put_message, message)
         now = int(time.time())
         targets = []

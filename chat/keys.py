@@ -24,11 +24,14 @@ GSI1 on the participation items: GSI1PK = USERROOMS#{userId}.
 LSI1 on messages: sort key `seq` (number), to find a message by its seq.
 
 A room's METADATA also holds, besides the reference's attributes, its last
-seq and the last message's preview (`lastMessage`, `lastMessageAt`; the
-reference kept the preview in LASTMESSAGE, still read for its rooms) and one
-read watermark per participant, `readSeq#{userId}`: a send then moves the
-counter, the preview and the sender's watermark in the one write that takes
-its seq.
+seq and the last message's preview (`lastMessage`, `lastMessageAt`,
+`lastMessageId`; the reference kept the preview in LASTMESSAGE, still read
+for its rooms) and, per participant who has sent, `sentSeq#{userId}`: the
+seq of their last message. A send moves the counter, the preview and the
+sender's sentSeq in the one write that takes its seq. A user's read
+watermark is the greater of their sentSeq and the `readSeq` of their
+participation item, which markRead moves (so reads never write the room's
+busy METADATA item).
 """
 
 Key = dict[str, str]
@@ -41,7 +44,7 @@ MESSAGE_RANGE_END = "MESSAGE#~"
 METADATA = "METADATA"
 LAST_MESSAGE = "LASTMESSAGE"
 SEQ_INDEX = "LSI1"
-READ_SEQ_PREFIX = "readSeq#"
+SENT_SEQ_PREFIX = "sentSeq#"
 
 
 def _key(pk: str, sk: str) -> Key:
@@ -104,9 +107,9 @@ def activity(activity_id: str) -> Key:
     return _key(activity_pk(activity_id), METADATA)
 
 
-def read_seq_attribute(user_id: str) -> str:
-    """The METADATA attribute holding user_id's read watermark."""
-    return f"{READ_SEQ_PREFIX}{user_id}"
+def sent_seq_attribute(user_id: str) -> str:
+    """The METADATA attribute holding the seq of user_id's last message."""
+    return f"{SENT_SEQ_PREFIX}{user_id}"
 
 
 def room_id_from_sk(sort_key: str) -> str:

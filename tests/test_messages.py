@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from chat import keys, services, storage
 from chat.auth import Identity
+from chat.errors import StorageUnavailable
 from chat.storage import base
 from tests.conftest import approve, new_room, next_frame, quiet
 from tests.test_api import send
@@ -115,6 +116,22 @@ async def test_send_that_failed_can_be_retried_with_the_same_id(settings, pair, 
     assert (await next_frame(a))["data"]["content"] == "later"
     assert (await next_frame(a))["type"] == "ack"
     assert [m.content for m in storage.messages_page(room_id)[0]] == ["later"]
+
+
+async def test_a_message_that_cannot_be_stored_gives_back_the_room_preview(monkeypatch, pair):
+    a, b, room_id = pair
+    await send(a, room_id, "kept")
+    await next_frame(b)
+
+    def put_fails(message):
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(storage, "put_message", put_fails)  # the put fails after the seq is taken
+    await a.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "lost", "clientMessageId": "x"})
+    assert (await next_frame(a))["data"]["code"] == "STORAGE_UNAVAILABLE"
+    assert await quiet(b)
+    summary = storage.room_summaries([room_id])[room_id]
+    assert (summary.last_message, summary.room.last_seq) == ("kept", 2)
 
 
 async def test_mark_read_moves_forward_only_and_tells_members(pair):

@@ -1,4 +1,5 @@
 """The table as other tools see it: items keep the reference system's layout."""
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,7 +9,7 @@ from django.conf import settings
 
 from chat import storage
 from chat.errors import StorageUnavailable
-from chat.storage import batching
+from chat.storage import base, batching
 from tests.conftest import approve, new_room, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,14 +98,14 @@ async def test_sent_message_and_preview_use_reference_keys(connect, issuer):
     assert metadata["type"] == "group"
     # The preview and the sender's watermark move in the write that took the seq.
     assert (metadata["lastMessage"], metadata["lastMessageAt"]) == (content[:100], sent["createdAt"])
-    assert (metadata["lastSeq"], metadata["readSeq#writer"]) == (1, 1)
-    assert "LASTMESSAGE" not in items
+    assert (metadata["lastSeq"], metadata["sentSeq#writer"]) == (1, 1)
+    assert "LASTMESSAGE" not in items  # the reference's preview item: read, no longer written
 
 
-def store(room_id: str, sender: str, content: str) -> storage.Message:
+def store(room_id: str, sender: str, content: str) -> tuple[storage.Message, storage.Allocation]:
     message_id = f"id-{content}"
-    seq, timestamp = storage.allocate(room_id, sender_id=sender, message_id=message_id, content=content)
-    return storage.Message(message_id, room_id, sender, content, "user", timestamp, seq)
+    place = storage.allocate(room_id, sender_id=sender, message_id=message_id, content=content)
+    return storage.Message(message_id, room_id, sender, content, "user", place.timestamp, place.seq), place
 
 
 def preview_of(room_id: str) -> str | None:
@@ -113,20 +114,49 @@ def preview_of(room_id: str) -> str | None:
 
 def test_preview_follows_seq_whichever_put_lands_first():
     storage.put_room(storage.Room(room_id="order-room", participant_ids=("a",), type="group", created_at="t"))
-    earlier, later = store("order-room", "a", "earlier"), store("order-room", "a", "later")
+    (earlier, _), (later, _) = store("order-room", "a", "earlier"), store("order-room", "a", "later")
     storage.put_message(later)
     storage.put_message(earlier)  # lands late, e.g. from a slower process
     assert preview_of("order-room") == "later"
 
 
-def test_a_withdrawn_preview_never_hides_a_later_message():
+def test_a_failed_message_gives_back_the_preview_it_took():
     storage.put_room(storage.Room(room_id="withdraw-room", participant_ids=("a",), type="group", created_at="t"))
-    failed = store("withdraw-room", "a", "failed")
-    storage.withdraw_preview(failed)
-    assert preview_of("withdraw-room") is None
-    failed_again, stored = store("withdraw-room", "a", "failed again"), store("withdraw-room", "a", "stored")
-    storage.withdraw_preview(failed_again)
-    assert preview_of("withdraw-room") == "stored"
+    first, place = store("withdraw-room", "a", "first")
+    storage.withdraw_preview(first, place.previous_preview)
+    assert preview_of("withdraw-room") is None  # there was none before
+    stored, _ = store("withdraw-room", "a", "stored")
+    failed, place = store("withdraw-room", "a", "failed")
+    storage.withdraw_preview(failed, place.previous_preview)
+    summary = storage.room_summaries(["withdraw-room"])["withdraw-room"]
+    assert (summary.last_message, summary.last_message_at) == ("stored", stored.created_at)
+
+
+def test_a_withdrawn_preview_never_hides_a_later_message():
+    storage.put_room(storage.Room(room_id="later-room", participant_ids=("a",), type="group", created_at="t"))
+    failed, place = store("later-room", "a", "failed")
+    store("later-room", "a", "stored")
+    storage.withdraw_preview(failed, place.previous_preview)
+    assert preview_of("later-room") == "stored"
+
+
+def test_sending_reads_the_room_up_to_the_sent_message():
+    room = storage.Room(room_id="sent-room", participant_ids=("a", "b"), type="group", created_at="t")
+    storage.put_room(room)
+    store("sent-room", "b", "one")
+    store("sent-room", "a", "two")
+    store("sent-room", "b", "three")
+    assert storage.read_seqs(storage.get_room("sent-room"), ["a", "b"]) == {"a": 2, "b": 3}
+    storage.advance_read("a", "sent-room", 3)
+    assert storage.read_seqs(storage.get_room("sent-room"), ["a", "b"]) == {"a": 3, "b": 3}
+
+
+def test_leaving_drops_the_members_sent_seq():
+    storage.put_room(storage.Room(room_id="leave-room", participant_ids=("a", "b"), type="group", created_at="t"))
+    store("leave-room", "a", "bye")
+    assert storage.remove_participant("leave-room", "a")
+    room = storage.get_room("leave-room")
+    assert (room.participant_ids, room.sent_seqs) == (("b",), {})
 
 
 def test_reference_rooms_keep_their_lastmessage_preview():
@@ -146,27 +176,74 @@ def test_reference_rooms_keep_their_lastmessage_preview():
     assert preview_of("legacy-room") == "newer"
 
 
-def test_concurrent_puts_share_batches_and_all_land():
-    items = [{"PK": "BATCH#test", "SK": f"ITEM#{n:03}", "n": n} for n in range(120)]
+class RecordingClient:
+    """The real client, with each BatchWriteItem's keys recorded, and a
+    check that no key is in two calls at once."""
+
+    def __init__(self, real) -> None:
+        self.real, self.calls, self.in_flight, self.overlaps = real, [], set(), []
+        self.lock = threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def batch_write_item(self, RequestItems):
+        [requests] = RequestItems.values()
+        keys = [batching._key_of(request) for request in requests]
+        with self.lock:
+            self.calls.append(keys)
+            self.overlaps += [key for key in keys if key in self.in_flight]
+            self.in_flight.update(keys)
+        try:
+            time.sleep(0.01)  # long enough for a second flusher to try the same keys
+            return self.real.batch_write_item(RequestItems=RequestItems)
+        finally:
+            with self.lock:
+                self.in_flight.difference_update(keys)
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    client = RecordingClient(storage.client())
+    monkeypatch.setattr(base, "client", lambda: client)
+    return client
+
+
+def test_concurrent_puts_share_batches_and_all_land(recorded):
+    writer = batching.WriteBatcher()
+    items = [{"PutRequest": {"Item": base.to_item({"PK": "BATCH#test", "SK": f"ITEM#{n:03}"})}} for n in range(120)]
     with ThreadPoolExecutor(max_workers=40) as pool:
-        list(pool.map(batching.put, items))
-    assert [item["n"] for item in raw_items("BATCH#test")] == list(range(120))
+        list(pool.map(lambda item: writer.write([item]), items))
+    assert len(raw_items("BATCH#test")) == 120
+    assert max(len(call) for call in recorded.calls) > 1
+    assert len(recorded.calls) < 120
+
+
+def test_writes_of_one_key_land_in_order_and_never_overlap(recorded):
+    writer = batching.WriteBatcher()
+    versions = [{"PutRequest": {"Item": base.to_item({"PK": "BATCH#same", "SK": "ITEM", "v": v})}} for v in range(6)]
+    others = [{"PutRequest": {"Item": base.to_item({"PK": "BATCH#other", "SK": f"I{n}"})}} for n in range(30)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = [pool.submit(writer.write, versions), pool.submit(writer.write, others)]
+        [future.result() for future in done]
+    assert [item["v"] for item in raw_items("BATCH#same")] == [5]
+    assert recorded.overlaps == []
+    assert sum(call.count(("BATCH#same", "ITEM")) for call in recorded.calls) == 6
 
 
 def test_an_item_the_endpoint_refuses_fails_alone():
     good = [{"PK": "BATCH#mixed", "SK": f"ITEM#{n}"} for n in range(10)]
-    oversized = {"PK": "BATCH#mixed", "SK": "ITEM#big", "blob": "x" * 500_000}
-    with ThreadPoolExecutor(max_workers=11) as pool:
-        results = [pool.submit(batching.put, item) for item in [*good, oversized]]
+    oversized = {"PK": "BATCH#mixed", "SK": "ITEM#big", "blob": "x" * 500_000}  # over DynamoDB's 400 KB
     with pytest.raises(StorageUnavailable):
-        results[-1].result()
-    assert [result.result() for result in results[:-1]] == [None] * 10
+        batching.put(*good, oversized)  # queued together, so written in one batch first
     assert len(raw_items("BATCH#mixed")) == 10
 
 
-def test_the_same_key_twice_in_a_burst_keeps_the_later_write():
-    batching.put({"PK": "BATCH#same", "SK": "ITEM", "v": 1}, {"PK": "BATCH#same", "SK": "ITEM", "v": 2})
-    assert [item["v"] for item in raw_items("BATCH#same")] == [2]
+def test_a_write_that_cannot_start_in_time_fails_unwritten(monkeypatch):
+    monkeypatch.setattr(batching, "WRITE_DEADLINE", -1.0)
+    with pytest.raises(StorageUnavailable):
+        batching.put({"PK": "BATCH#late", "SK": "ITEM"})
+    assert raw_items("BATCH#late") == []
 
 
 def test_batched_deletes_remove_items_and_ignore_missing_ones():

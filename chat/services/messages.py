@@ -11,7 +11,7 @@ from chat.auth import Identity
 from chat.blocking import run_blocking
 from chat.errors import NotAParticipant, StorageUnavailable
 from chat.events import Ack
-from chat.storage import ClientMessage, Message, Room
+from chat.storage import Allocation, ClientMessage, Message, Room
 
 log = logging.getLogger(__name__)
 SYSTEM_SENDER = "system"
@@ -57,7 +57,7 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
             ack = Ack(earlier.message_id, cid, request.room_id, earlier.seq, earlier.timestamp, duplicate=True)
             return SendResult(ack=ack, message=None)
     try:
-        seq, timestamp = await run_blocking(
+        allocation = await run_blocking(
             storage.allocate, request.room_id, sender_id=sender_id, message_id=message_id, content=request.content
         )
     except Exception:
@@ -65,23 +65,26 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
         if cid is not None:
             await _quietly(storage.release_client_message, sender_id, request.room_id, cid, message_id)
         raise
-    message = Message(message_id, request.room_id, sender_id, request.content, "user", timestamp, seq, (sender_id,), cid)
+    message = Message(
+        message_id, request.room_id, sender_id, request.content, "user",
+        allocation.timestamp, allocation.seq, (sender_id,), cid,
+    )
     # If this put fails it may still have landed, so the claim is kept: a
     # retry waits for the lease rather than risk storing the message twice.
-    await _store(message)
+    await _store(message, allocation)
     if cid is not None:
         await _quietly(storage.commit_client_message, sender_id, cid, message)
     await _deliver(message, skip_channel=origin_channel)
     return SendResult(ack=_ack(message), message=message)
 
 
-async def _store(message: Message) -> None:
-    """Put the message whose seq allocate took (with the room's preview);
-    if that fails, take the preview back off it before raising."""
+async def _store(message: Message, allocation: Allocation) -> None:
+    """Put the message whose seq allocate took (and pointed the room's
+    preview at); if that fails, put the earlier preview back, then raise."""
     try:
         await run_blocking(storage.put_message, message)
     except StorageUnavailable:
-        await _quietly(storage.withdraw_preview, message)
+        await _quietly(storage.withdraw_preview, message, allocation.previous_preview)
         raise
 
 
@@ -114,9 +117,9 @@ async def send_system_message(*, room_id: str, content: str) -> Message:
     Raises RoomNotFound, InvalidRequest, MessageTooLong, StorageUnavailable."""
     room_id, content = validation.room_id(room_id), validation.content(content)
     message_id = str(uuid.uuid4())
-    seq, timestamp = await run_blocking(storage.allocate, room_id, sender_id=None, message_id=message_id, content=content)
-    message = Message(message_id, room_id, SYSTEM_SENDER, content, "system", timestamp, seq)
-    await _store(message)
+    allocation = await run_blocking(storage.allocate, room_id, sender_id=None, message_id=message_id, content=content)
+    message = Message(message_id, room_id, SYSTEM_SENDER, content, "system", allocation.timestamp, allocation.seq)
+    await _store(message, allocation)
     await _deliver(message)
     return message
 
@@ -157,7 +160,7 @@ async def history(
     messages, has_more = await run_blocking(
         storage.messages_page, room_id, after_seq=after_seq, before_seq=before_seq, limit=limit
     )
-    watermarks = {user_id: room.read_seq(user_id) for user_id in room.participant_ids}
+    watermarks = await run_blocking(storage.read_seqs, room, list(room.participant_ids)) if messages else {}
     return HistoryPage(room, [_with_read_by(message, watermarks) for message in messages], has_more)
 
 
@@ -177,9 +180,11 @@ async def mark_read(*, user_id: str, room_id: str, seq: int) -> tuple[int, bool]
     if room is None or user_id not in room.participant_ids:
         raise NotAParticipant()
     target = min(seq, room.last_seq)
-    if target <= room.read_seq(user_id):
-        return room.read_seq(user_id), False
-    watermark, moved = await run_blocking(storage.advance_read, user_id, room_id, target)
+    if target <= room.sent_seq(user_id):  # read already, by sending at or after it
+        current = await run_blocking(storage.read_seqs, room, [user_id])
+        return current[user_id], False
+    marked, moved = await run_blocking(storage.advance_read, user_id, room_id, target)
+    watermark = max(marked, room.sent_seq(user_id))
     if moved:
         await delivery.to_room(room_id, events.deliver(events.read_frame(room_id, user_id, watermark)))
     return watermark, moved

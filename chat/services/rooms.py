@@ -76,12 +76,18 @@ async def list_rooms(user_id: str) -> list[RoomListing]:
     """The user's rooms, newest activity first. Cost: one query, then batch
     reads of 100 keys, whatever the rooms' history."""
     participations = await run_blocking(storage.user_participations, user_id)
-    summaries = await run_blocking(storage.room_summaries, [p.room_id for p in participations])
+    read_seq = {p.room_id: p.read_seq for p in participations}
+    summaries = await run_blocking(storage.room_summaries, list(read_seq))
     mine = [s for s in summaries.values() if user_id in s.room.participant_ids]
     everyone = list(dict.fromkeys(uid for s in mine for uid in s.room.participant_ids))
     online = await run_blocking(storage.online_users, everyone, now=int(time.time())) if everyone else set()
     listings = [
-        RoomListing(s, s.room.read_seq(user_id), [uid for uid in s.room.participant_ids if uid in online]) for s in mine
+        RoomListing(
+            s,
+            max(read_seq[s.room.room_id], s.room.sent_seq(user_id)),  # sending reads the room up to there
+            [uid for uid in s.room.participant_ids if uid in online],
+        )
+        for s in mine
     ]
     listings.sort(key=lambda r: r.summary.last_message_at or r.summary.room.created_at, reverse=True)
     return listings

@@ -16,6 +16,7 @@ from chat.storage.connections import (
     user_connection_ids,
 )
 from chat.storage.messages import (
+    Allocation,
     ClientMessage,
     Message,
     allocate,
@@ -37,12 +38,14 @@ from chat.storage.rooms import (
     claim_activity,
     get_room,
     put_room,
+    read_seqs,
     remove_participant,
     room_summaries,
     user_participations,
 )
 
 __all__ = [
+    "Allocation",
     "ClientMessage",
     "Connection",
     "Message",
@@ -69,6 +72,7 @@ __all__ = [
     "put_connection",
     "put_message",
     "put_room",
+    "read_seqs",
     "release_client_message",
     "remove_participant",
     "reserve_client_message",

@@ -7,7 +7,10 @@ a flusher takes whatever is queued (up to 25 items) and writes it in one
 call, so at low load an item goes alone, and under load items share calls.
 
 Only puts and deletes that need no condition may come here: BatchWriteItem
-has none."""
+has none. No attempt to write an item starts later than WRITE_DEADLINE
+seconds after it was queued (its writer gets StorageUnavailable instead), so
+a write is over within that plus one call with its retries: under the lease
+that keeps a retried idempotent send from storing its message twice."""
 import logging
 import threading
 import time
@@ -20,18 +23,26 @@ from chat.errors import StorageUnavailable
 from chat.storage import base
 
 log = logging.getLogger("chat.storage")
-FLUSHERS = 2
 MAX_ATTEMPTS = 8
+WRITE_DEADLINE = 8.0
 
 
 class _Pending:
     """One write request of BatchWriteItem (a PutRequest or DeleteRequest)."""
 
-    __slots__ = ("table", "request", "key", "future")
+    __slots__ = ("table", "request", "key", "future", "deadline")
 
     def __init__(self, table: str, request: dict[str, Any]) -> None:
         self.table, self.request, self.future = table, request, Future()
         self.key = (table, *_key_of(request))
+        self.deadline = time.monotonic() + WRITE_DEADLINE
+
+    def expire(self) -> bool:
+        """Fail this write if it is too late to start it; returns whether it did."""
+        if self.future.done() or time.monotonic() < self.deadline:
+            return False
+        self.future.set_exception(StorageUnavailable("Storage is too slow, try again"))
+        return True
 
 
 def _key_of(request: dict[str, Any]) -> tuple[str, str]:
@@ -40,7 +51,7 @@ def _key_of(request: dict[str, Any]) -> tuple[str, str]:
 
 
 class WriteBatcher:
-    def __init__(self, flushers: int = FLUSHERS) -> None:
+    def __init__(self, flushers: int = base.WRITE_FLUSHERS) -> None:
         self._changed = threading.Condition()
         self._waiting: list[_Pending] = []
         self._in_flight: set[tuple[str, str, str]] = set()
@@ -76,6 +87,8 @@ class WriteBatcher:
                 keys = set(self._in_flight)
                 rest: list[_Pending] = []
                 for entry in self._waiting:
+                    if entry.expire():
+                        continue
                     if len(batch) < base.BATCH_WRITE_SIZE and entry.key not in keys and entry.table == self._waiting[0].table:
                         batch.append(entry)
                     else:
@@ -109,6 +122,9 @@ class WriteBatcher:
         table = batch[0].table
         requests = [entry.request for entry in batch]
         for attempt in range(MAX_ATTEMPTS):
+            requests = [request for request in requests if not by_key[(table, *_key_of(request))].expire()]
+            if not requests:
+                return
             try:
                 with base.guard("BatchWriteItem", expected=frozenset({"ValidationException"})):
                     response = base.client().batch_write_item(RequestItems={table: requests})
@@ -129,7 +145,7 @@ class WriteBatcher:
 
     def _write_singly(self, batch: list[_Pending]) -> None:
         for entry in batch:
-            if entry.future.done():
+            if entry.future.done() or entry.expire():
                 continue
             try:
                 if "PutRequest" in entry.request:

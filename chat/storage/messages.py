@@ -46,36 +46,50 @@ class ClientMessage:
     timestamp: int | None
 
 
+PREVIEW_ATTRIBUTES = ("lastMessage", "lastMessageAt", "lastMessageId")
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A message's place in its room. previous_preview is the room's
+    preview before (the attributes it had), to put back if storing fails."""
+
+    seq: int
+    timestamp: int
+    previous_preview: dict[str, str]
+
+
 def allocate(
     room_id: str, *, sender_id: str | None, message_id: str, content: str, preview_length: int = 100
-) -> tuple[int, int]:
-    """Take the room's next (seq, timestamp) for message_id, and in the same
-    write point the room's preview at it and move the sender's watermark to
-    it (a sender has read their own message). With a sender, this is also
-    the participant check: NotAParticipant unless the room lists them.
-    Without one (system messages) the room must exist, else RoomNotFound.
-    A seq whose message then fails to store is skipped."""
+) -> Allocation:
+    """Take the room's next seq and a timestamp for message_id, and in the
+    same write point the room's preview at it and record it as the sender's
+    last message (a sender has read their own message). With a sender, this
+    is also the participant check: NotAParticipant unless the room lists
+    them. Without one (system messages) the room must exist, else
+    RoomNotFound. A seq whose message then fails to store is skipped."""
     membership = "contains(participantIds, :sender)" if sender_id is not None else "attribute_exists(PK)"
     update = "SET lastSeq = if_not_exists(lastSeq, :zero) + :one, lastTs = :ts"
     update += ", lastMessage = :text, lastMessageAt = :at, lastMessageId = :id"
     names = {}
     if sender_id is not None:
-        update += ", #read = if_not_exists(lastSeq, :zero) + :one"  # the right side sees the old lastSeq
-        names = {"ExpressionAttributeNames": {"#read": keys.read_seq_attribute(sender_id)}}
+        update += ", #sent = if_not_exists(lastSeq, :zero) + :one"  # the right side sees the old lastSeq
+        names = {"ExpressionAttributeNames": {"#sent": keys.sent_seq_attribute(sender_id)}}
     timestamp = base.now_ms()
     for _ in range(ALLOCATE_ATTEMPTS):
         extra = {"sender": sender_id} if sender_id is not None else {}
         preview = {"text": content[:preview_length], "at": base.iso_from_ms(timestamp), "id": message_id}
         try:
-            attributes = base.update(
+            old = base.update(
                 keys.room(room_id),
                 UpdateExpression=update,
                 ConditionExpression=f"{membership} AND (attribute_not_exists(lastTs) OR lastTs < :ts)",
                 ExpressionAttributeValues=base.values(zero=0, one=1, ts=timestamp, **preview, **extra),
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="UPDATED_OLD",
                 **names,
             )
-            return int(attributes["lastSeq"]), timestamp
+            previous = {name: old[name] for name in PREVIEW_ATTRIBUTES if name in old}
+            return Allocation(int(old.get("lastSeq", 0)) + 1, timestamp, previous)
         except ClientError:
             room = get_room(room_id)
         if room is None:
@@ -106,15 +120,26 @@ def put_message(message: Message) -> None:
     )
 
 
-def withdraw_preview(message: Message) -> None:
-    """Clear the room's preview if it still shows message, whose storing
-    failed after allocate pointed the preview at it."""
+def withdraw_preview(message: Message, previous: dict[str, str]) -> None:
+    """Put back the room's preview from before message (whose storing
+    failed after allocate pointed the preview at it), unless a later
+    message has taken the preview since."""
+    restore = [name for name in PREVIEW_ATTRIBUTES if name in previous]
+    remove = [name for name in PREVIEW_ATTRIBUTES if name not in previous]
+    update = " ".join(
+        part
+        for part in (
+            ("SET " + ", ".join(f"{name} = :{name}" for name in restore)) if restore else "",
+            ("REMOVE " + ", ".join(remove)) if remove else "",
+        )
+        if part
+    )
     try:
         base.update(
             keys.room(message.room_id),
-            UpdateExpression="REMOVE lastMessage, lastMessageId",
-            ConditionExpression="lastMessageId = :id",
-            ExpressionAttributeValues=base.values(id=message.message_id),
+            UpdateExpression=update,
+            ConditionExpression="lastMessageId = :failed",
+            ExpressionAttributeValues=base.values(failed=message.message_id, **{name: previous[name] for name in restore}),
         )
     except ClientError:
         pass  # a later message owns the preview now

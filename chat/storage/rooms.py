@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chat import keys
-from chat.errors import NotAParticipant, RoomFull, RoomNotFound, StorageUnavailable
+from chat.errors import RoomFull, RoomNotFound, StorageUnavailable
 from chat.storage import base
 
 
@@ -25,13 +25,13 @@ class Room:
     activity_id: str | None = None
     last_seq: int = 0
     last_ts: int = 0
-    read_seqs: dict[str, int] = field(default_factory=dict, compare=False)
+    sent_seqs: dict[str, int] = field(default_factory=dict, compare=False)
     last_message: str | None = None
     last_message_at: str | None = None
 
-    def read_seq(self, user_id: str) -> int:
-        """user_id's read watermark (0 when never read)."""
-        return self.read_seqs.get(user_id, 0)
+    def sent_seq(self, user_id: str) -> int:
+        """The seq of user_id's last message here (0 if none)."""
+        return self.sent_seqs.get(user_id, 0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Participation:
     room_id: str
     user_id: str
     joined_at: str
+    read_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,10 @@ def _room_from(values: dict[str, Any]) -> Room:
         activity_id=values.get("activityId"),
         last_seq=int(values.get("lastSeq", 0)),
         last_ts=int(values.get("lastTs", 0)),
-        read_seqs={
-            name.removeprefix(keys.READ_SEQ_PREFIX): int(value)
+        sent_seqs={
+            name.removeprefix(keys.SENT_SEQ_PREFIX): int(value)
             for name, value in values.items()
-            if name.startswith(keys.READ_SEQ_PREFIX)
+            if name.startswith(keys.SENT_SEQ_PREFIX)
         },
         last_message=values.get("lastMessage"),
         last_message_at=values.get("lastMessageAt"),
@@ -122,6 +123,7 @@ def user_participations(user_id: str) -> list[Participation]:
             room_id=keys.room_id_from_sk(item["SK"]),
             user_id=user_id,
             joined_at=item.get("joinedAt", ""),
+            read_seq=int(item.get("readSeq", 0)),
         )
         for item in items
     ]
@@ -147,23 +149,31 @@ def room_summaries(room_ids: list[str]) -> dict[str, RoomSummary]:
     return summaries
 
 
+def read_seqs(room: Room, user_ids: list[str]) -> dict[str, int]:
+    """Each user's read watermark in the room: the greater of what they
+    marked read and their last message (0 when neither)."""
+    found = base.batch_get([keys.participation(user_id, room.room_id) for user_id in user_ids])
+    marked = {
+        user_id: int(found.get(base.key_id(keys.participation(user_id, room.room_id)), {}).get("readSeq", 0))
+        for user_id in user_ids
+    }
+    return {user_id: max(marked[user_id], room.sent_seq(user_id)) for user_id in user_ids}
+
+
 def advance_read(user_id: str, room_id: str, seq: int) -> tuple[int, bool]:
-    """Move the user's watermark forward to seq. Returns the watermark and
-    whether it moved. Raises NotAParticipant (also for a missing room)."""
-    watermark = keys.read_seq_attribute(user_id)
+    """Move the user's marked-read seq (their participation's readSeq)
+    forward to seq. Returns it and whether it moved. Precondition: the user
+    participates in the room."""
     try:
         base.update(
-            keys.room(room_id),
-            UpdateExpression="SET #read = :seq",
-            ConditionExpression="contains(participantIds, :user) AND (attribute_not_exists(#read) OR #read < :seq)",
-            ExpressionAttributeNames={"#read": watermark},
-            ExpressionAttributeValues=base.values(seq=seq, user=user_id),
+            keys.participation(user_id, room_id),
+            UpdateExpression="SET readSeq = :seq",
+            ConditionExpression="attribute_exists(PK) AND (attribute_not_exists(readSeq) OR readSeq < :seq)",
+            ExpressionAttributeValues=base.values(seq=seq),
         )
     except ClientError:
-        room = get_room(room_id)
-        if room is None or user_id not in room.participant_ids:
-            raise NotAParticipant() from None
-        return room.read_seq(user_id), False
+        current = base.get(keys.participation(user_id, room_id)) or {}
+        return int(current.get("readSeq", 0)), False
     return seq, True
 
 
@@ -191,7 +201,7 @@ def add_participant(room_id: str, user_id: str, *, joined_at: str, limit: int) -
     try:
         base.put(_participation_item(user_id, room_id, joined_at), ConditionExpression="attribute_not_exists(PK)")
     except ClientError:
-        pass  # there already
+        pass  # there already, with its read watermark
     return added
 
 
@@ -207,9 +217,9 @@ def remove_participant(room_id: str, user_id: str) -> bool:
         try:
             base.update(
                 keys.room(room_id),
-                UpdateExpression=f"REMOVE participantIds[{index}], #read",
+                UpdateExpression=f"REMOVE participantIds[{index}], #sent",
                 ConditionExpression=f"participantIds[{index}] = :user",
-                ExpressionAttributeNames={"#read": keys.read_seq_attribute(user_id)},
+                ExpressionAttributeNames={"#sent": keys.sent_seq_attribute(user_id)},
                 ExpressionAttributeValues=base.values(user=user_id),
             )
         except ClientError:
