@@ -20,6 +20,9 @@ RESULTS = ROOT / "bench" / "results"
 ISSUER = "http://bench.local/dev-issuer"
 APPS = {"P": "chatproject.asgi:application", "B0": "bench.baselines:application", "B1": "bench.baselines:application"}
 PATHS = {"P": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={token}"}
+# The baselines as defined: the tutorial's RedisChannelLayer, and per-connection
+# sends through it for B1. P runs with its own default (redis-pubsub).
+BASELINE_LAYERS = {"B0": "redis", "B1": "redis"}
 FULL = {
     "reps": 3, "clients": 2000, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 60, "w1_warmup": 10,
     "w2_rates": [10, 20, 40, 80, 120, 160, 200, 250, 300], "w2_seconds": 10, "w2_warmup": 3,
@@ -106,6 +109,8 @@ class Server:
         self.variant, self.port = variant, free_port()
         self.env = {**os.environ, **env, "PORT": str(self.port), "CHANNEL_PREFIX": f"{env['CHANNEL_PREFIX']}-{tag}",
                     "JWT_JWKS_URL": f"http://127.0.0.1:{self.port}/dev-issuer/.well-known/jwks.json"}
+        if variant in BASELINE_LAYERS:
+            self.env["CHANNEL_LAYER"] = BASELINE_LAYERS[variant]
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), APPS[variant]]
         log = open(workdir / f"daphne-{tag}.log", "w")
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)

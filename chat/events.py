@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from chat import delivery
 from chat.errors import ChatError, VerificationRequired
 from chat.storage import Message, Room
 
@@ -138,7 +139,9 @@ def room_joined(room: Room) -> dict[str, Any]:
 
 
 def room_left(room_id: str) -> dict[str, Any]:
-    return {"type": "chat.room_left", "room_id": room_id}
+    """For the leaver's connections. `leaves` names the group whose frames
+    stop here, in the stream's order, before the consumer handles the event."""
+    return {"type": "chat.room_left", "room_id": room_id, "leaves": delivery.room_group(room_id)}
 
 
 def connection_reaped(connection_id: str) -> dict[str, Any]:

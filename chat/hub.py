@@ -8,7 +8,8 @@ without a queue hop and a consumer dispatch per recipient.
 
 Frames (`chat.frame` events) are written to the sockets here; any other event
 is forwarded to each member consumer's own channel, so that it is handled in
-that consumer's order like any other message."""
+that consumer's order like any other message. An event that ends a
+membership (`leaves`) ends it here first, at its place in the stream."""
 import asyncio
 import logging
 import weakref
@@ -92,8 +93,13 @@ class Hub:
             try:
                 if event["type"] == "chat.frame":
                     await member.deliver_frame(event)
-                else:
-                    await self.layer.send(member.channel_name, event)
+                    continue
+                if "leaves" in event:
+                    # The member stops getting that group's frames now, not
+                    # when its consumer gets round to the event: frames sent
+                    # after it (say, "X left") must not reach it.
+                    await self.unsubscribe(member, event["leaves"])
+                await self.layer.send(member.channel_name, event)
             except Exception:
                 log.exception("delivery of %s to %s failed", event["type"], member.channel_name)
 

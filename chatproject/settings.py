@@ -113,34 +113,47 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Channel layer -----------------------------------------------------------
-# capacity is per channel and per process: a connection that falls this far
-# behind loses frames (channels-redis drops them with only an INFO log), so it
-# is sized for bursts well above any one room's rate. group_expiry matches the
-# connection lifetime; live consumers re-join their groups long before it.
+# redis-pubsub (the default): a group message is one PUBLISH, and each
+# process's hub (chat/hub.py) subscribes once per group it needs; no queues
+# in Redis, so nothing to size and no ghost members when a process dies (its
+# subscriptions end with its connection). A frame published while a process
+# is disconnected from Redis is lost to it; clients catch up by seq.
+# redis: channels-redis's core layer (queues in Redis). capacity is per
+# channel and per process: a connection that falls this far behind loses
+# frames (dropped with only an INFO log). group_expiry matches the
+# connection lifetime; live hubs re-join their groups long before it.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379")
-CHANNEL_LAYER = env_str("CHANNEL_LAYER", "redis")
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "redis-pubsub")
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 1000)
 CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 86400)
 # redis-py's async pool raises "Too many connections" past 100 by default,
 # which a burst of handshakes reaches at once.
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
+# Redis connections of the layer. The core layer's blocking receive waits 5 s
+# in Redis; a read timeout at or below that kills every consumer.
+CHANNEL_REDIS_HOSTS = [
+    {
+        "address": REDIS_URL,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "max_connections": REDIS_MAX_CONNECTIONS,
+    }
+]
 if CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+elif CHANNEL_LAYER == "redis-pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": CHANNEL_REDIS_HOSTS, "prefix": env_str("CHANNEL_PREFIX", "chat")},
+        }
+    }
 elif CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # The layer's blocking receive waits 5 s in Redis; a read
-                # timeout at or below that kills every consumer.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": 30,
-                        "socket_connect_timeout": 5,
-                        "max_connections": REDIS_MAX_CONNECTIONS,
-                    }
-                ],
+                "hosts": CHANNEL_REDIS_HOSTS,
                 "prefix": env_str("CHANNEL_PREFIX", "chat"),
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": 60,
@@ -149,7 +162,7 @@ elif CHANNEL_LAYER == "redis":
         }
     }
 else:
-    raise ImproperlyConfigured("CHANNEL_LAYER must be 'redis' or 'memory'")
+    raise ImproperlyConfigured("CHANNEL_LAYER must be 'redis-pubsub', 'redis' or 'memory'")
 
 # --- DynamoDB ----------------------------------------------------------------
 DYNAMODB_ENDPOINT_URL = env_str("DYNAMODB_ENDPOINT_URL") or None

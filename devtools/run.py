@@ -38,7 +38,7 @@ def main() -> int:
             dynalite = Dynalite(ROOT / "var" / "dynamodb", port=local_port).start()
             os.environ["DYNAMODB_ENDPOINT_URL"] = dynalite.url
             print(f"local DynamoDB (dynalite) on {dynalite.url}, data in var/dynamodb")
-        if os.environ.get("CHANNEL_LAYER", "redis") == "redis" and not redis_answers(redis_url):
+        if os.environ.get("CHANNEL_LAYER", "redis-pubsub") != "memory" and not redis_answers(redis_url):
             print(f"{BANNER}\nRedis does not answer at {redis_url}: using the IN-MEMORY channel layer.\n"
                   f"Only this one process can deliver messages. Start Redis for anything real.\n{BANNER}")
             os.environ["CHANNEL_LAYER"] = "memory"

@@ -1,13 +1,15 @@
 """Fixtures on real services: dynalite (or DYNAMODB_ENDPOINT_URL), Redis (or
 REDIS_URL), and a JWKS served over HTTP. Each run gets its own table and
 channel-layer prefix, so runs never see each other's data."""
+import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from channels.layers import channel_layers
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
@@ -80,6 +82,35 @@ def fresh_channel_layer() -> None:
     channels-redis keeps receive state (a lock bound to one loop) that a
     test ending mid-receive would leave behind for the next one."""
     channel_layers.backends.clear()
+
+
+class GroupListener:
+    """A member of a channel-layer group on a thread and event loop of its
+    own, as in another server process, while sync code (the admin, a
+    command) runs: with a pub/sub layer only a live subscriber hears."""
+
+    def __init__(self, group: str, timeout: float = 5) -> None:
+        self.group, self.timeout = group, timeout
+        self.ready, self.message = threading.Event(), None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()))
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(self.group, channel)
+        self.ready.set()
+        try:
+            self.message = await asyncio.wait_for(layer.receive(channel), self.timeout)
+        finally:
+            await layer.group_discard(self.group, channel)
+
+    def __enter__(self) -> "GroupListener":
+        self.thread.start()
+        assert self.ready.wait(self.timeout), "could not join the group"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.thread.join()
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """Staff decide verification in the Django admin."""
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 
 from chat import delivery
 from chat.models import Profile
+from tests.conftest import GroupListener
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,18 +30,15 @@ def test_changelist_filters_and_searches(staff_client):
 def test_bulk_action_records_decision_and_tells_open_connections(staff_client, action, status):
     client, staff = staff_client
     profiles = [Profile.objects.create(user_id=f"bulk-{n}", nickname=f"B{n}") for n in range(2)]
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(delivery.user_group("bulk-1"), channel)
-
-    response = client.post(
-        "/admin/chat/profile/", {"action": action, "_selected_action": [p.pk for p in profiles]}, follow=True
-    )
+    with GroupListener(delivery.user_group("bulk-1")) as listener:
+        response = client.post(
+            "/admin/chat/profile/", {"action": action, "_selected_action": [p.pk for p in profiles]}, follow=True
+        )
     assert response.status_code == 200
     for profile in profiles:
         profile.refresh_from_db()
         assert (profile.status, profile.decided_by, profile.decided_at is not None) == (status, staff, True)
-    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": status, "group": delivery.user_group("bulk-1")}
+    assert listener.message == {"type": "chat.verification", "status": status, "group": delivery.user_group("bulk-1")}
 
 
 def test_status_cannot_be_edited_around_the_actions(staff_client):

@@ -161,7 +161,10 @@ async def test_room_list_is_newest_first_with_unread_counts_and_presence(call, c
     assert quiet["onlineParticipantIds"] == ["lister"]
 
     await lister.send_json_to({"action": "markRead", "chatRoomId": busy_room, "seq": 2})
-    await next_frame(lister)
+    # A socket may also get messages sent just before it opened (clients
+    # drop what they have by seq): read on to the read receipt.
+    while (await next_frame(lister))["type"] != "read":
+        pass
     body = conforms(await call("get", "/chat/rooms", "lister"), "/chat/rooms")
     assert [r["unreadCount"] for r in body["rooms"]] == [0, 1]
 

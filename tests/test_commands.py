@@ -3,12 +3,11 @@ import io
 
 import jwt
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 
 from chat import delivery, dev_issuer, storage
 from chat.models import Profile
+from tests.conftest import GroupListener
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,12 +60,10 @@ def test_create_room_rejects_bad_participants():
 
 
 def test_set_verification_records_and_announces_the_decision():
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(delivery.user_group("cmd-user"), channel)
-    assert run("set_verification", "cmd-user", "approved") == "cmd-user is approved"
+    with GroupListener(delivery.user_group("cmd-user")) as listener:
+        assert run("set_verification", "cmd-user", "approved") == "cmd-user is approved"
     assert Profile.objects.get(user_id="cmd-user").status == "approved"
-    assert async_to_sync(layer.receive)(channel) == {"type": "chat.verification", "status": "approved", "group": delivery.user_group("cmd-user")}
+    assert listener.message == {"type": "chat.verification", "status": "approved", "group": delivery.user_group("cmd-user")}
 
 
 def test_send_system_message_stores_it():

@@ -45,10 +45,11 @@ def start_daphne(env: dict[str, str], port: int, log_path) -> subprocess.Popen:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def servers(backend, tmp_path_factory):
+@pytest.fixture(scope="module", params=["redis-pubsub", "redis"])
+def servers(request, backend, tmp_path_factory):
     """Two daphne processes sharing Redis, the table and the database, as
-    two hosts behind a load balancer would; the first is the dev issuer."""
+    two hosts behind a load balancer would; the first is the dev issuer.
+    Once per Redis channel layer."""
     workdir = tmp_path_factory.mktemp("e2e")
     ports = [free_port(), free_port()]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
@@ -61,7 +62,8 @@ def servers(backend, tmp_path_factory):
         DYNAMODB_ENDPOINT_URL=backend["endpoint"],
         DYNAMODB_TABLE=backend["table"],
         REDIS_URL=backend["redis_url"],
-        CHANNEL_PREFIX=backend["prefix"],
+        CHANNEL_PREFIX=f"{backend['prefix']}-{request.param}",
+        CHANNEL_LAYER=request.param,
     )
     Server(env, ports[0]).manage("migrate", "--noinput", "-v", "0")
     processes = [start_daphne(env, port, workdir / f"daphne-{port}.log") for port in ports]
