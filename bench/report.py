@@ -66,11 +66,16 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(table: dict[str, dict[str, dict[str, float | None]]]) -> dict[str, float | None]:
+    """The issue's targets, as ratios in this run (and P's absolute ones)."""
     get = lambda v, w, m: table.get(v, {}).get(w, {}).get(m)  # noqa: E731
     return {
         "W2 capacity P/B0 (target >= 2)": _ratio(get("P", "W2", "capacity_deliveries_per_s"), get("B0", "W2", "capacity_deliveries_per_s")),
         "W2 capacity P/B1 (target >= 5)": _ratio(get("P", "W2", "capacity_deliveries_per_s"), get("B1", "W2", "capacity_deliveries_per_s")),
         "W1 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W1", "cpu_ms_per_1000_deliveries"), get("B0", "W1", "cpu_ms_per_1000_deliveries")),
+        "W3 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W3", "cpu_ms_per_1000_deliveries"), get("B0", "W3", "cpu_ms_per_1000_deliveries")),
+        "W1 P p99 ms (target < 50)": get("P", "W1", "p99_ms"),
+        "W4 P connects/s (target >= 500)": get("P", "W4", "connects_per_s"),
+        "W4 P KiB RSS per idle connection (target <= 64)": get("P", "W4", "rss_kib_per_idle_connection"),
     }
 
 
