@@ -37,15 +37,19 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
         "cpu_ms_per_1000_deliveries": _round(raw["cpu"] / deliveries * 1e6) if deliveries else None,
     }
     if name == "W2":
-        passing = []  # the steps up to the first that fails
-        for phase in phases:
-            if phase["p99_ms"] is None or phase["p99_ms"] > P99_LIMIT_MS or phase["loss_ratio"] > LOSS_LIMIT:
-                break
-            passing.append(phase)
-        headline = {"capacity_deliveries_per_s": _round(passing[-1]["deliveries_per_s"]) if passing else 0.0,
-                    "lost": sum(p["lost"] for p in phases), "failed_connects": raw["failed_connects"]}
+        headline = {"capacity_deliveries_per_s": capacity(phases), "lost": sum(p["lost"] for p in phases),
+                    "failed_connects": raw["failed_connects"]}
     summary["headline"] = headline
     return summary
+
+
+def capacity(phases: list[dict[str, Any]]) -> float:
+    """The highest step with p99 <= 100 ms and loss <= 0.1%. Not the last
+    before the first failure: on a shared machine a low step can fail on one
+    stray pause (a p99 over 7 s is the 7th-worst of 700 deliveries), while
+    overload, open loop, fails every step above it."""
+    passing = [p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT]
+    return _round(passing[-1]["deliveries_per_s"]) if passing else 0.0
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -131,3 +135,21 @@ def write_report(run_id: str, params: dict[str, Any], runs: dict[str, list[dict[
         print(f"{name}: {value}")
     plotted = plot(folder / f"{run_id}.png", runs)
     print(f"\nwrote {folder / (run_id + '.json')}" + (f" and {run_id}.png" if plotted else " (no matplotlib: no plot)"))
+
+
+def main(path: str) -> None:
+    """Print (and rewrite) a stored run's report, e.g. after the rules of
+    the headline numbers changed: python -m bench.report bench/results/RUN.json"""
+    stored = json.loads(Path(path).read_text())
+    for reps in stored["runs"].values():
+        for run in reps:
+            w2 = run.get("W2")
+            if w2:
+                w2["headline"]["capacity_deliveries_per_s"] = capacity(w2["phases"])
+    write_report(Path(path).stem, stored["params"], stored["runs"], Path(path).parent)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1])
