@@ -26,12 +26,14 @@ BASELINE_LAYERS = {"B0": "redis", "B1": "redis"}
 FULL = {
     "reps": 3, "clients": 2000, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 60, "w1_warmup": 10,
     "w2_rates": [10, 20, 40, 80, 120, 160, 200, 250, 300], "w2_seconds": 10, "w2_warmup": 3,
-    "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2, "drain": 3, "settle": 60, "server_per_workload": True,
+    "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2,
+    "drain": 3, "settle": 60, "server_per_workload": True,
 }
 QUICK = {
     "reps": 1, "clients": 100, "room_size": 10, "rate_per_client": 0.2, "w1_seconds": 4, "w1_warmup": 1,
     "w2_rates": [5, 30], "w2_seconds": 3, "w2_warmup": 1,
-    "w3_members": 50, "w3_rate": 5, "w3_seconds": 2, "storm": 100, "procs": 1, "drain": 1, "settle": 10, "server_per_workload": False,
+    "w3_members": 50, "w3_rate": 5, "w3_seconds": 2, "storm": 100, "procs": 1,
+    "drain": 1, "settle": 10, "server_per_workload": False,
 }
 
 
@@ -137,23 +139,21 @@ class Server:
             self.process.wait()
 
 
-def forget_connections() -> int:
+def forget_connections() -> None:
     """Delete every connection's items and presence, as the reaper would:
     a stopped server leaves its sockets registered, and B1 would go on
     sending to them (P would think their users online)."""
     from chat import storage
 
     everything = 2**40  # "expired" by then
-    forgotten = 0
     for connection in list(storage.expired_connections(now=everything)):
         storage.delete_expired_connection(connection, now=everything)
         storage.set_offline(connection, now=everything)
-        forgotten += 1
-    return forgotten
 
 
 def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: str, *, mode: str,
-             phases: list[dict[str, Any]], procs: int, room_sizes: dict[str, int], drain: float, settle_seconds: float) -> dict[str, Any]:
+             phases: list[dict[str, Any]], procs: int, room_sizes: dict[str, int], drain: float,
+             settle_seconds: float) -> dict[str, Any]:
     """Run loadgen processes over the clients; returns merged raw results and server usage."""
     pid = server.process.pid
     settle(pid, timeout=settle_seconds)
