@@ -246,6 +246,16 @@ def test_a_write_that_cannot_start_in_time_fails_unwritten(monkeypatch):
     assert raw_items("BATCH#late") == []
 
 
+def test_a_write_that_timed_out_is_never_written_later(monkeypatch):
+    writer = batching.WriteBatcher()
+    monkeypatch.setattr(batching, "WRITE_DEADLINE", -1.0)
+    with pytest.raises(StorageUnavailable):
+        writer.write([{"PutRequest": {"Item": base.to_item({"PK": "BATCH#timed-out", "SK": "late"})}}])
+    monkeypatch.setattr(batching, "WRITE_DEADLINE", 8.0)
+    writer.write([{"PutRequest": {"Item": base.to_item({"PK": "BATCH#timed-out", "SK": "on-time"})}}])
+    assert [item["SK"] for item in raw_items("BATCH#timed-out")] == ["on-time"]
+
+
 def test_batched_deletes_remove_items_and_ignore_missing_ones():
     batching.put({"PK": "BATCH#delete", "SK": "A"}, {"PK": "BATCH#delete", "SK": "B"})
     batching.delete({"PK": "BATCH#delete", "SK": "A"}, {"PK": "BATCH#delete", "SK": "never-there"})

@@ -38,8 +38,11 @@ class _Pending:
         self.deadline = time.monotonic() + WRITE_DEADLINE
 
     def expire(self) -> bool:
-        """Fail this write if it is too late to start it; returns whether it did."""
-        if self.future.done() or time.monotonic() < self.deadline:
+        """Whether this write must not start: over already, or too late
+        (its writer is then told so)."""
+        if self.future.done():
+            return True
+        if time.monotonic() < self.deadline:
             return False
         self.future.set_exception(StorageUnavailable("Storage is too slow, try again"))
         return True
@@ -94,8 +97,8 @@ class WriteBatcher:
                     else:
                         rest.append(entry)
                     keys.add(entry.key)
+                self._waiting = rest
                 if batch:
-                    self._waiting = rest
                     self._in_flight.update(entry.key for entry in batch)
                     return batch
                 self._changed.wait()
@@ -145,7 +148,7 @@ class WriteBatcher:
 
     def _write_singly(self, batch: list[_Pending]) -> None:
         for entry in batch:
-            if entry.future.done() or entry.expire():
+            if entry.expire():
                 continue
             try:
                 if "PutRequest" in entry.request:
