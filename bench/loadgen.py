@@ -1,6 +1,8 @@
 """One load-generator process: holds many WebSocket clients, sends on an open
 loop schedule, and records every delivery's latency from its planned send
-time. Usage: python -m bench.loadgen CONFIG.json RESULT.json
+time. Against P, every client then catches up by seq (getMessages), so the
+orchestrator can count acknowledged messages a client never got.
+Usage: python -m bench.loadgen CONFIG.json RESULT.json
 
 The orchestrator (bench.run) merges the results of several such processes."""
 import asyncio
@@ -9,17 +11,24 @@ import json
 import random
 import sys
 import time
+import uuid
 from typing import Any
 
 import websockets.exceptions
 from websockets.asyncio.client import connect
 
 CHAT_VARIANTS = {"P", "B1"}
+# Variants with acks that carry a seq and a history to catch up from (B1,
+# like the reference system, acknowledges with a message id only).
+CATCH_UP_VARIANTS = {"P"}
+PAGE = 100
+CATCH_UP_SECONDS = 300
 
 
-def encode_send(variant: str, room: str, content: str) -> str:
+def encode_send(variant: str, room: str, content: str, client_message_id: str) -> str:
     if variant in CHAT_VARIANTS:
-        return json.dumps({"action": "sendMessage", "chatRoomId": room, "content": content})
+        return json.dumps(
+            {"action": "sendMessage", "chatRoomId": room, "content": content, "clientMessageId": client_message_id})
     return json.dumps({"message": content})
 
 
@@ -35,6 +44,8 @@ class Client:
         self.variant, self.recorder = variant, recorder
         self.socket = None
         self.last_n: dict[str, int] = {}
+        self.seqs: set[int] = set()  # of this room's messages this client holds
+        self.pages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         # Sends go through a queue so that a server that stops reading
         # (TCP back-pressure) delays this client only, never the schedule.
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
@@ -56,7 +67,15 @@ class Client:
     async def read(self) -> None:
         async for raw in self.socket:
             now = time.time_ns()
-            content = content_of(self.variant, json.loads(raw))
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "ack":
+                self.recorder.acks.append((frame["data"]["chatRoomId"], frame["data"]["seq"]))
+            elif kind == "messages":
+                self.pages.put_nowait(frame["data"])
+            elif kind == "message" and frame["data"]["chatRoomId"] == self.room:
+                self.seqs.add(frame["data"]["seq"])
+            content = content_of(self.variant, frame)
             if content is None:
                 continue
             planned, key = content.split(" ", 1)
@@ -66,6 +85,28 @@ class Client:
             self.last_n[sender] = int(n)
             self.recorder.delivered(self.index, key, (now - int(planned)) / 1e6)
 
+    async def catch_up(self, start_seq: int) -> list[list[int]]:
+        """Fetch every message of the room after the first gap in what
+        arrived live; returns the seqs held, as [first, last] ranges."""
+        after = start_seq
+        while after + 1 in self.seqs:
+            after += 1
+        while True:
+            await self.socket.send(json.dumps(
+                {"action": "getMessages", "chatRoomId": self.room, "afterSeq": after, "limit": PAGE}))
+            page = await self.pages.get()
+            self.seqs.update(message["seq"] for message in page["messages"])
+            after = max([after] + [message["seq"] for message in page["messages"]])
+            if not page["hasMore"]:
+                break
+        ranges: list[list[int]] = []
+        for seq in sorted(s for s in self.seqs if s > start_seq):
+            if ranges and ranges[-1][1] == seq - 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        return ranges
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -73,6 +114,7 @@ class Recorder:
         self.deliveries: list[tuple[str, float]] = []
         self.duplicates = 0
         self.out_of_order = 0
+        self.acks: list[tuple[str, int]] = []
 
     def delivered(self, client: int, key: str, latency_ms: float) -> None:
         if (client, key) in self.seen:
@@ -108,6 +150,9 @@ async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recor
     senders = clients if not config.get("senders") else clients[: config["senders"]]
     sent = []
     counter = 0
+    # clientMessageIds must be new in every workload: P answers a repeated
+    # one with the first message's ack (an idempotent retry), not a new message.
+    nonce = uuid.uuid4().hex[:12]
     start = time.time_ns() + 200_000_000
     for phase_index, phase in enumerate(config["phases"]):
         rate = phase["rate"]
@@ -122,10 +167,26 @@ async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recor
             key = f"{config['proc']}.{client.index}:{counter}"
             measured = k >= rate * phase.get("warmup", 0)
             sent.append({"key": key, "phase": phase_index, "room": client.room, "measured": measured})
-            client.outbox.put_nowait(encode_send(config["variant"], client.room, f"{planned} {key}"))
+            client.outbox.put_nowait(encode_send(config["variant"], client.room, f"{planned} {key}", f"{nonce}.{key}"))
         start += int(phase["duration"] * 1e9)
     await asyncio.sleep(config["drain"])
     return sent
+
+
+async def catch_up(config: dict[str, Any], clients: list[Client]) -> list[dict[str, Any]]:
+    """Every client's holdings after catching up (held: None when it could
+    not, within CATCH_UP_SECONDS)."""
+    gate = asyncio.Semaphore(config.get("concurrency", 100))
+
+    async def one(client: Client) -> dict[str, Any]:
+        async with gate:
+            held = await client.catch_up(config["start_seqs"][client.room])
+        return {"room": client.room, "held": held}
+
+    tasks = [asyncio.create_task(one(client)) for client in clients]
+    await asyncio.wait(tasks, timeout=CATCH_UP_SECONDS)
+    return [task.result() if task.done() and not task.exception() else {"room": client.room, "held": None}
+            for client, task in zip(clients, tasks)]
 
 
 async def main(config_path: str, result_path: str) -> None:
@@ -149,12 +210,16 @@ async def main(config_path: str, result_path: str) -> None:
     gc.disable()
     if config["mode"] == "traffic":
         result["sent"] = await traffic(config, clients, recorder)
-    # Server usage is measured up to here: closing the sockets is not traffic.
+    # Server usage is measured up to here: catching up and closing the
+    # sockets are not traffic.
     print("done", flush=True)
+    if config["mode"] == "traffic" and config["variant"] in CATCH_UP_VARIANTS:
+        result["holdings"] = await catch_up(config, clients)
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*(client.socket.close() for client in clients), return_exceptions=True)
-    result.update(deliveries=recorder.deliveries, duplicates=recorder.duplicates, out_of_order=recorder.out_of_order)
+    result.update(deliveries=recorder.deliveries, duplicates=recorder.duplicates, out_of_order=recorder.out_of_order,
+                  acks=recorder.acks)
     open(result_path, "w").write(json.dumps(result))
 
 

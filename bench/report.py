@@ -39,6 +39,8 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
     if name == "W2":
         headline = {"capacity_deliveries_per_s": capacity(phases), "lost": sum(p["lost"] for p in phases),
                     "failed_connects": raw["failed_connects"]}
+    # Catch-up by seq after the run (variants that acknowledge with a seq).
+    headline.update(raw.get("catch_up") or {})
     summary["headline"] = headline
     return summary
 
@@ -65,6 +67,11 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     }
 
 
+def _total(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
@@ -78,6 +85,7 @@ def ratios(table: dict[str, dict[str, dict[str, float | None]]]) -> dict[str, fl
         "W1 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W1", "cpu_ms_per_1000_deliveries"), get("B0", "W1", "cpu_ms_per_1000_deliveries")),
         "W3 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W3", "cpu_ms_per_1000_deliveries"), get("B0", "W3", "cpu_ms_per_1000_deliveries")),
         "W1 P p99 ms (target < 50)": get("P", "W1", "p99_ms"),
+        "P lost acknowledged messages, W1+W2+W3 (target 0)": _total([get("P", w, "lost_acknowledged") for w in ("W1", "W2", "W3")]),
         "W4 P connects/s (target >= 500)": get("P", "W4", "connects_per_s"),
         "W4 P KiB RSS per idle connection (target <= 64)": get("P", "W4", "rss_kib_per_idle_connection"),
     }

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.loadgen import CATCH_UP_VARIANTS
 from devtools.servers import ROOT, Dynalite, free_port, redis_answers, use_local_credentials
 
 RESULTS = ROOT / "bench" / "results"
@@ -157,11 +158,13 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
     """Run loadgen processes over the clients; returns merged raw results and server usage."""
     pid = server.process.pid
     settle(pid, timeout=settle_seconds)
+    start_seqs = room_seqs({c["room"] for c in clients}) if mode == "traffic" and server.variant in CATCH_UP_VARIANTS else {}
     shares = [clients[i::procs] for i in range(procs)]
     workers = []
     for i, share in enumerate(shares):
         config = {"variant": server.variant, "clients": share, "mode": mode, "proc": i, "seed": i,
-                  "concurrency": 100, "drain": drain, "phases": [{**p, "rate": p["rate"] / procs} for p in phases]}
+                  "concurrency": 100, "drain": drain, "phases": [{**p, "rate": p["rate"] / procs} for p in phases],
+                  "start_seqs": start_seqs}
         path = workdir / f"load-{tag}-{i}.json"
         path.write_text(json.dumps(config))
         workers.append((subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path), f"{path}.out"], cwd=ROOT,
@@ -179,17 +182,43 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
     for worker, _ in workers:
         worker.wait()
     merged: dict[str, Any] = {
-        "sent": [], "deliveries": [], "handshakes": [], "duplicates": 0, "out_of_order": 0, "failed_connects": 0
+        "sent": [], "deliveries": [], "handshakes": [], "acks": [], "holdings": [],
+        "duplicates": 0, "out_of_order": 0, "failed_connects": 0,
     }
     for _, path in workers:
         result = json.loads(Path(f"{path}.out").read_text())
-        for name in ("sent", "deliveries", "handshakes"):
+        for name in ("sent", "deliveries", "handshakes", "acks", "holdings"):
             merged[name] += result.get(name, [])
         for name in ("duplicates", "out_of_order", "failed_connects"):
             merged[name] += result[name]
         merged["open_seconds"] = max(merged.get("open_seconds", 0), result["open_seconds"])
     merged.update(usage, rss_idle=rss_idle, room_sizes=room_sizes)
+    merged["catch_up"] = acknowledged_loss(merged["acks"], merged.pop("holdings")) if start_seqs else None
     return merged
+
+
+def room_seqs(room_ids: set[str]) -> dict[str, int]:
+    """Each room's last seq before a workload: where its clients catch up from."""
+    from chat import storage
+
+    return {room_id: storage.get_room(room_id).last_seq for room_id in room_ids}
+
+
+def acknowledged_loss(acks: list[list[Any]], holdings: list[dict[str, Any]]) -> dict[str, int]:
+    """Acknowledged messages each client of their room does not hold after
+    catching up (lost); clients whose catch-up did not finish are counted
+    apart (unverified), not as losses."""
+    acked: dict[str, set[int]] = {}
+    for room, seq in acks:
+        acked.setdefault(room, set()).add(seq)
+    lost = unverified = 0
+    for holding in holdings:
+        if holding["held"] is None:
+            unverified += 1
+            continue
+        held = {seq for first, last in holding["held"] for seq in range(first, last + 1)}
+        lost += len(acked.get(holding["room"], set()) - held)
+    return {"acknowledged": len(acks), "lost_acknowledged": lost, "unverified_clients": unverified}
 
 
 def percentile(values: list[float], q: float) -> float | None:
