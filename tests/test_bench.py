@@ -1,0 +1,20 @@
+"""The benchmark's own arithmetic: what it reports as lost must be lost."""
+from bench.run import acknowledged_loss
+
+
+def test_an_acknowledged_message_a_client_does_not_hold_is_lost_once_per_client():
+    acks = [["room-1", 5], ["room-1", 6], ["room-1", 7], ["room-2", 3]]
+    holdings = [
+        {"room": "room-1", "held": [[5, 7]]},
+        {"room": "room-1", "held": [[5, 5], [7, 7]]},  # missed 6
+        {"room": "room-1", "held": [[7, 7]]},  # missed 5 and 6
+        {"room": "room-2", "held": [[1, 3]]},
+    ]
+    assert acknowledged_loss(acks, holdings) == {"acknowledged": 4, "lost_acknowledged": 3, "unverified_clients": 0}
+
+
+def test_a_client_that_could_not_catch_up_is_unverified_not_lost():
+    holdings = [{"room": "room-1", "held": None}, {"room": "room-1", "held": [[1, 1]]}]
+    assert acknowledged_loss([["room-1", 1]], holdings) == {
+        "acknowledged": 1, "lost_acknowledged": 0, "unverified_clients": 1,
+    }
