@@ -71,6 +71,10 @@ class Client:
             kind = frame.get("type")
             if kind == "ack":
                 self.recorder.acks.append((frame["data"]["chatRoomId"], frame["data"]["seq"]))
+                self.recorder.answers += 1
+            elif kind == "error" and frame["data"].get("action") == "sendMessage":
+                self.recorder.refused += 1
+                self.recorder.answers += 1
             elif kind == "messages":
                 self.pages.put_nowait(frame["data"])
             elif kind == "message" and frame["data"]["chatRoomId"] == self.room:
@@ -115,6 +119,8 @@ class Recorder:
         self.duplicates = 0
         self.out_of_order = 0
         self.acks: list[tuple[str, int]] = []
+        self.answers = 0  # sends acknowledged or refused
+        self.refused = 0
 
     def delivered(self, client: int, key: str, latency_ms: float) -> None:
         if (client, key) in self.seen:
@@ -170,6 +176,14 @@ async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recor
     return sent
 
 
+async def answered(recorder: Recorder, sent: int) -> None:
+    """Wait (at most CATCH_UP_SECONDS) until every send has its ack or error:
+    an overloaded server acknowledges long after the schedule ends."""
+    deadline = time.monotonic() + CATCH_UP_SECONDS
+    while recorder.answers < sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
 async def catch_up(config: dict[str, Any], clients: list[Client]) -> list[dict[str, Any]]:
     """Every client's holdings after catching up (held: None when it could
     not, within CATCH_UP_SECONDS)."""
@@ -211,6 +225,13 @@ async def main(config_path: str, result_path: str) -> None:
     # sockets are not traffic.
     print("done", flush=True)
     if config["mode"] == "traffic" and config["variant"] in CATCH_UP_VARIANTS:
+        # Clients catch up once every process's sends are answered (the
+        # orchestrator says when): a message acknowledged after a client
+        # caught up would otherwise count as lost.
+        await answered(recorder, len(result["sent"]))
+        result.update(unanswered=len(result["sent"]) - recorder.answers, refused=recorder.refused)
+        print("answered", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         result["holdings"] = await catch_up(config, clients)
     for reader in readers:
         reader.cancel()

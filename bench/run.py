@@ -179,21 +179,30 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
     for worker, _ in workers:
         assert worker.stdout.readline().strip() == "done", "load generator failed"
     usage["cpu"] = cpu_seconds(pid) - usage.pop("cpu_start")
+    if start_seqs:  # catch-up: once every process's sends are answered
+        for worker, _ in workers:
+            assert worker.stdout.readline().strip() == "answered", "load generator failed"
+        for worker, _ in workers:
+            worker.stdin.write("catch up\n")
+            worker.stdin.flush()
     for worker, _ in workers:
         worker.wait()
     merged: dict[str, Any] = {
         "sent": [], "deliveries": [], "handshakes": [], "acks": [], "holdings": [],
-        "duplicates": 0, "out_of_order": 0, "failed_connects": 0,
+        "duplicates": 0, "out_of_order": 0, "failed_connects": 0, "unanswered": 0, "refused": 0,
     }
     for _, path in workers:
         result = json.loads(Path(f"{path}.out").read_text())
         for name in ("sent", "deliveries", "handshakes", "acks", "holdings"):
             merged[name] += result.get(name, [])
-        for name in ("duplicates", "out_of_order", "failed_connects"):
-            merged[name] += result[name]
+        for name in ("duplicates", "out_of_order", "failed_connects", "unanswered", "refused"):
+            merged[name] += result.get(name, 0)
         merged["open_seconds"] = max(merged.get("open_seconds", 0), result["open_seconds"])
     merged.update(usage, rss_idle=rss_idle, room_sizes=room_sizes)
-    merged["catch_up"] = acknowledged_loss(merged["acks"], merged.pop("holdings")) if start_seqs else None
+    merged["catch_up"] = None
+    if start_seqs:
+        merged["catch_up"] = {**acknowledged_loss(merged["acks"], merged.pop("holdings")),
+                              "refused_sends": merged["refused"], "unanswered_sends": merged["unanswered"]}
     return merged
 
 
