@@ -70,7 +70,7 @@ def backend(dynamodb_endpoint: str, redis_url: str, issuer: TestIssuer) -> Itera
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = prefix
     channel_layers.backends.clear()
     settings.JWT_ISSUER, settings.JWT_AUDIENCE, settings.JWT_JWKS_URL = ISSUER, AUDIENCE, issuer.jwks_url
-    storage.client.cache_clear()
+    storage.reset_client()
     storage.create_table()
     yield {"endpoint": dynamodb_endpoint, "table": table, "prefix": prefix, "redis_url": redis_url}
     storage.client().delete_table(TableName=table)
@@ -164,10 +164,10 @@ def break_storage(settings) -> Iterator:
 
     def outage() -> None:
         settings.DYNAMODB_ENDPOINT_URL = "http://127.0.0.1:9"
-        storage.client.cache_clear()
+        storage.reset_client()
 
     yield outage
-    storage.client.cache_clear()
+    storage.reset_client()
 
 
 # Presence frames arrive whenever a room-mate connects or leaves; tests about

@@ -111,7 +111,7 @@ async def test_send_that_failed_can_be_retried_with_the_same_id(settings, pair, 
     await a.send_json_to(frame)
     assert (await next_frame(a))["data"]["code"] == "STORAGE_UNAVAILABLE"
     settings.DYNAMODB_ENDPOINT_URL = endpoint
-    storage.client.cache_clear()
+    storage.reset_client()
     await a.send_json_to(frame)
     assert (await next_frame(a))["data"]["content"] == "later"
     assert (await next_frame(a))["type"] == "ack"

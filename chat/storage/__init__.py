@@ -2,7 +2,7 @@
 through chat.blocking.run_blocking. They take and return the dataclasses of
 these modules, never raw items, and raise StorageUnavailable for any failure
 of the endpoint, so callers never see botocore. Keys come from chat.keys."""
-from chat.storage.base import client, create_table, iso_from_ms, now_ms
+from chat.storage.base import client, create_table, iso_from_ms, now_ms, reset_client
 from chat.storage.connections import (
     Connection,
     delete_connection,
@@ -75,6 +75,7 @@ __all__ = [
     "read_seqs",
     "release_client_message",
     "remove_participant",
+    "reset_client",
     "reserve_client_message",
     "room_summaries",
     "set_offline",
