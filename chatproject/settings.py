@@ -171,6 +171,19 @@ AWS_REGION = env_str("AWS_REGION", "us-east-1")
 # Threads that run blocking calls (boto3, JWKS fetches, the ORM) off the event
 # loop; also the size of boto3's HTTP connection pool.
 BLOCKING_THREADS = env_int("BLOCKING_THREADS", 32)
+# The server's garbage-collector thresholds (gc.set_threshold), applied by
+# chatproject/asgi.py. Python's default (700, 10, 10) collects the young
+# generation on every small swing of in-flight objects, and so promotes them
+# and runs a full collection every few seconds under load: a pause of 200-300
+# ms with 2,000 sockets open (docs/performance.md). With 50,000 steady traffic
+# triggers none; every fourth young collection may still be a full one, so
+# the cycles of closed connections are still freed.
+try:
+    GC_THRESHOLDS = tuple(int(n) for n in env_list("GC_THRESHOLDS")) or (50_000, 1, 1)
+except ValueError:
+    GC_THRESHOLDS = ()
+if len(GC_THRESHOLDS) != 3 or GC_THRESHOLDS[0] < 1 or min(GC_THRESHOLDS) < 0:
+    raise ImproperlyConfigured("GC_THRESHOLDS must be three integers, the first positive, e.g. 50000,1,1")
 CONNECTION_TTL_SECONDS = env_int("CONNECTION_TTL_SECONDS", 86400)
 CONNECTION_REFRESH_SECONDS = env_int("CONNECTION_REFRESH_SECONDS", 3600)
 # An approved status cached by a socket is re-read after this long, in case
