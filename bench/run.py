@@ -26,7 +26,7 @@ PATHS = {"P": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={toke
 BASELINE_LAYERS = {"B0": "redis", "B1": "redis"}
 FULL = {
     "reps": 3, "clients": 2000, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 60, "w1_warmup": 10,
-    "w2_rates": [10, 20, 40, 80, 120, 160, 200, 250, 300], "w2_seconds": 10, "w2_warmup": 3,
+    "w2_rates": [2, 5, 10, 20, 40, 80, 120, 160, 200, 250, 300], "w2_seconds": 10, "w2_warmup": 3,
     "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2,
     "drain": 3, "settle": 60, "server_per_workload": True,
 }

@@ -1,4 +1,5 @@
 """The benchmark's own arithmetic: what it reports as lost must be lost."""
+from bench.report import capacity_ratio
 from bench.run import acknowledged_loss
 
 
@@ -18,3 +19,9 @@ def test_a_client_that_could_not_catch_up_is_unverified_not_lost():
     assert acknowledged_loss([["room-1", 1]], holdings) == {
         "acknowledged": 1, "lost_acknowledged": 0, "unverified_clients": 1,
     }
+
+
+def test_capacity_ratio_against_a_baseline_that_passes_no_step_is_a_lower_bound():
+    assert capacity_ratio(800.0, 1600.0, lowest_step=20.0) == 0.5
+    assert capacity_ratio(800.0, 0.0, lowest_step=20.0) == "> 40.0"
+    assert capacity_ratio(0.0, 0.0, lowest_step=20.0) is None
