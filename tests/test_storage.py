@@ -1,4 +1,5 @@
 """The table as other tools see it: items keep the reference system's layout."""
+import gc
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -273,3 +274,19 @@ def test_expired_connections_are_invisible_to_reads():
 
 def test_create_table_is_idempotent():
     assert storage.create_table() is False
+
+
+def test_storage_calls_leave_no_botocore_garbage_for_the_cycle_collector():
+    """A loaded server must not run collections for every storage call."""
+    storage.get_room("warm-up")
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for n in range(20):
+            storage.get_room(f"no-such-room-{n}")
+        gc.collect()
+        leftovers = [o for o in gc.garbage if type(o).__module__.startswith("botocore")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert leftovers == []

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserFactory
 from django.conf import settings
 
 from chat import keys
@@ -66,12 +68,32 @@ def _client() -> Any:
         read_timeout=10,
         retries={"mode": "standard", "max_attempts": 3},
     )
-    return boto3.client(
+    session = botocore.session.get_session()
+    session.register_component("response_parser_factory", SharedParsers())
+    return boto3.session.Session(botocore_session=session).client(
         "dynamodb",
         region_name=settings.AWS_REGION,
         endpoint_url=settings.DYNAMODB_ENDPOINT_URL,
         config=config,
     )
+
+
+class SharedParsers(ResponseParserFactory):
+    """botocore builds a response parser for every call, and each is a
+    reference cycle (it keeps bound methods of itself): garbage that only the
+    cyclic collector frees, a few objects a call, which under steady traffic
+    still set off young and then full collections. Parsers keep no state
+    between responses, so one per protocol serves every call and thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsers: dict[str, Any] = {}
+
+    def create_parser(self, protocol_name: str) -> Any:
+        parser = self._parsers.get(protocol_name)
+        if parser is None:
+            parser = self._parsers.setdefault(protocol_name, super().create_parser(protocol_name))
+        return parser
 
 
 def paginator(operation: str) -> Any:
