@@ -35,6 +35,8 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
         "out_of_order": raw["out_of_order"],
         "failed_connects": raw["failed_connects"],
         "cpu_ms_per_1000_deliveries": _round(raw["cpu"] / deliveries * 1e6) if deliveries else None,
+        # Of which the event loop's thread (the rest is the pools': storage calls).
+        "loop_cpu_ms_per_1000_deliveries": _round(raw["loop_cpu"] / deliveries * 1e6) if deliveries else None,
     }
     if name == "W2":
         headline = {"capacity_deliveries_per_s": capacity(phases), "lost": sum(p["lost"] for p in phases),

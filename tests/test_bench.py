@@ -1,6 +1,10 @@
 """The benchmark's own arithmetic: what it reports as lost must be lost."""
+import os
+import threading
+import time
+
 from bench.report import capacity_ratio
-from bench.run import acknowledged_loss
+from bench.run import acknowledged_loss, cpu_seconds
 
 
 def test_an_acknowledged_message_a_client_does_not_hold_is_lost_once_per_client():
@@ -25,3 +29,18 @@ def test_capacity_ratio_against_a_baseline_that_passes_no_step_is_a_lower_bound(
     assert capacity_ratio(800.0, 1600.0, lowest_step=20.0) == 0.5
     assert capacity_ratio(800.0, 0.0, lowest_step=20.0) == "> 40.0"
     assert capacity_ratio(0.0, 0.0, lowest_step=20.0) is None
+
+
+def test_the_event_loop_share_of_cpu_leaves_out_other_threads_work():
+    def burn() -> None:
+        deadline = time.thread_time() + 0.3
+        while time.thread_time() < deadline:
+            pass
+
+    pid = os.getpid()
+    process, main = cpu_seconds(pid), cpu_seconds(pid, pid)
+    worker = threading.Thread(target=burn)
+    worker.start()
+    worker.join()
+    assert cpu_seconds(pid) - process >= 0.25
+    assert cpu_seconds(pid, pid) - main < 0.1
