@@ -1,4 +1,5 @@
-"""The benchmark's own arithmetic: what it reports as lost must be lost."""
+"""The benchmark's own arithmetic and accounting: what it reports as lost
+must be lost, and CPU must be charged to the thread that spent it."""
 import os
 import threading
 import time
