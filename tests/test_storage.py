@@ -290,3 +290,20 @@ def test_storage_calls_leave_no_botocore_garbage_for_the_cycle_collector():
         gc.set_debug(0)
         gc.garbage.clear()
     assert leftovers == []
+
+
+def test_threads_that_need_the_client_at_once_build_it_once(monkeypatch):
+    builds = []
+    build = base._build_client
+    monkeypatch.setattr(base, "_build_client", lambda: builds.append(1) or build())
+    storage.reset_client()
+    start = threading.Barrier(8)
+
+    def first_call() -> object:
+        start.wait()
+        return storage.client()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        clients = list(pool.map(lambda _: first_call(), range(8)))
+    assert len(builds) == 1
+    assert all(built is clients[0] for built in clients)

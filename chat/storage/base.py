@@ -41,24 +41,32 @@ def now_ms() -> int:
 
 
 _client_lock = threading.Lock()
+_client: Any = None
 
 
 def client() -> Any:
     """The process's DynamoDB client. Built once under a lock: a build costs
     tens of milliseconds of CPU, and threads that met an empty cache at once
-    each built their own (eight pool threads, 0.7 s)."""
-    with _client_lock:
-        return _client()
+    each built their own (eight pool threads, 0.7 s). Once built, callers
+    (every storage call, on every pool thread) do not take the lock."""
+    global _client
+    built = _client
+    if built is None:
+        with _client_lock:
+            if _client is None:
+                _client = _build_client()
+            built = _client
+    return built
 
 
 def reset_client() -> None:
     """Forget the client, so the next call builds one from current settings."""
+    global _client
     with _client_lock:
-        _client.cache_clear()
+        _client = None
 
 
-@functools.cache
-def _client() -> Any:
+def _build_client() -> Any:
     config = Config(
         # Requests are built here, not by users; botocore's validation of
         # every parameter costs CPU on each of the several calls per message.
