@@ -21,7 +21,6 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from chat import auth, events, storage, validation  # noqa: E402
-from chat.blocking import run_blocking  # noqa: E402
 from chat.consumers import query_token  # noqa: E402
 from chat.errors import ChatError  # noqa: E402
 from chat.storage import Connection, Message  # noqa: E402
@@ -56,11 +55,11 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
             return
         now = int(time.time())
         self.connection = Connection(self.channel_name, self.identity.user_id, storage.iso_from_ms(now * 1000), now + 86400)
-        await run_blocking(storage.put_connection, self.connection)
+        await storage.put_connection(self.connection)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "connection", None):
-            await run_blocking(storage.delete_connection, self.connection.user_id, self.connection.connection_id)
+            await storage.delete_connection(self.connection.user_id, self.connection.connection_id)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame = json.loads(text_data)
@@ -68,22 +67,22 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=events.encode(events.pong_frame()))
             return
         request = validation.send_message(frame)
-        room = await run_blocking(storage.get_room, request.room_id)
+        room = await storage.get_room(request.room_id)
         message_id = str(uuid.uuid4())
-        place = await run_blocking(
-            storage.allocate, request.room_id, sender_id=self.identity.user_id, message_id=message_id, content=request.content
+        place = await storage.allocate(
+            request.room_id, sender_id=self.identity.user_id, message_id=message_id, content=request.content
         )
         message = Message(message_id, request.room_id, self.identity.user_id, request.content, "user", place.timestamp, place.seq)
-        await run_blocking(storage.put_message, message)
+        await storage.put_message(message)
         now = int(time.time())
         targets = []
         for user_id in room.participant_ids:  # the original's N+1: a query per participant
-            targets += [(user_id, channel) for channel in await run_blocking(storage.user_connection_ids, user_id, now=now)]
+            targets += [(user_id, channel) for channel in await storage.user_connection_ids(user_id, now=now)]
         for user_id, channel in targets:
             try:
                 await self.channel_layer.send(channel, {"type": "chat.frame", "frame": events.message_frame(message)})
             except ChannelFull:  # the original's 410 Gone: a zombie connection, deleted
-                await run_blocking(storage.delete_connection, user_id, channel)
+                await storage.delete_connection(user_id, channel)
         await self.send(text_data=events.encode({"messageId": message.message_id}))
 
     async def chat_frame(self, event: dict) -> None:

@@ -76,7 +76,7 @@ def prepare(params: dict[str, Any]) -> dict[str, Any]:
     # measure fan-out to hundreds of members.
     big_room = f"bench-big-{uuid.uuid4().hex[:8]}"
     big = storage.Room(big_room, tuple(users[: params["w3_members"]]), "group", storage.iso_from_ms(storage.now_ms()))
-    storage.put_room(big)
+    storage.run_sync(storage.put_room, big)
     tokens = {user: dev_issuer.issue_token(sub=user, ttl=4 * 3600) for user in users}
     return {"users": users, "rooms": rooms, "big_room": big_room, "tokens": tokens}
 
@@ -149,9 +149,13 @@ def forget_connections() -> None:
     from chat import storage
 
     everything = 2**40  # "expired" by then
-    for connection in list(storage.expired_connections(now=everything)):
-        storage.delete_expired_connection(connection, now=everything)
-        storage.set_offline(connection, now=everything)
+
+    async def forget(connections: list[storage.Connection]) -> None:
+        for connection in connections:
+            await storage.delete_expired_connection(connection, now=everything)
+            await storage.set_offline(connection, now=everything)
+
+    storage.run_sync(forget, list(storage.expired_connections(now=everything)))
 
 
 def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: str, *, mode: str,
@@ -215,7 +219,11 @@ def room_seqs(room_ids: set[str]) -> dict[str, int]:
     """Each room's last seq before a workload: where its clients catch up from."""
     from chat import storage
 
-    return {room_id: storage.get_room(room_id).last_seq for room_id in room_ids}
+    async def seqs() -> dict[str, int]:
+        rooms = [await storage.get_room(room_id) for room_id in room_ids]
+        return {room.room_id: room.last_seq for room in rooms if room is not None}
+
+    return storage.run_sync(seqs)
 
 
 def acknowledged_loss(acks: list[list[Any]], holdings: list[dict[str, Any]]) -> dict[str, int]:

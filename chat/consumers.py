@@ -14,7 +14,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import auth, delivery, events, services, validation, verification
-from chat.blocking import run_orm
 from chat.hub import hub
 from chat.ratelimit import TokenBucket, Throttle
 from chat.errors import (
@@ -243,7 +242,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         and a positive one once it is VERIFICATION_RECHECK_SECONDS old."""
         stale = time.monotonic() - self.verified_at > settings.VERIFICATION_RECHECK_SECONDS
         if self.verification != verification.APPROVED or stale:
-            self.verification = await run_orm(verification.current_status, self.identity.user_id)
+            self.verification = await services.current_status(self.identity.user_id)
             self.verified_at = time.monotonic()
         if self.verification != verification.APPROVED:
             raise VerificationRequired()

@@ -10,6 +10,7 @@ Reference layout (unchanged):
 | CHATROOM#{roomId}     | MESSAGE#{timestampMs}#{id}   | Message           |
 | CHATROOM#{roomId}     | LASTMESSAGE                  | last-message preview |
 | USER#{userId}         | CHATROOM#{roomId}            | ChatParticipation |
+| USER#{userId}         | PROFILE                      | profile (`verificationStatus`) |
 | ACTIVITY#{activityId} | CHATROOM#{roomId}            | activity link     |
 
 Added by this project:
@@ -20,13 +21,16 @@ Added by this project:
 | USER#{userId}         | CLIENTMSG#{roomId}#{clientMessageId} | idempotent-send record |
 | ACTIVITY#{activityId} | METADATA                     | which room an activity has (created once) |
 
-GSI1 on the participation items: GSI1PK = USERROOMS#{userId}.
-LSI1 on messages: sort key `seq` (number), to find a message by its seq.
+Indexes (GSI1, LSI1) are described in chat.storage.schema.
 
 A room's METADATA also holds, besides the reference's attributes, its last
 seq and the last message's preview (`lastMessage`, `lastMessageAt`,
-`lastMessageId`; the reference kept the preview in LASTMESSAGE, still read
-for its rooms) and, per participant who has sent, `sentSeq#{userId}`: the
+`lastMessageId`), which the room list reads. LASTMESSAGE holds the preview
+too, as in the reference, plus the `lastSeq` it belongs to: written after
+the ack, coalesced per room, and never moved back to an older message.
+The PROFILE item mirrors the Django profile that staff decide on
+(`verificationStatus`, `nickname`), so a connect reads it without the ORM.
+Per participant who has sent, METADATA holds `sentSeq#{userId}`: the
 seq of their last message. A send moves the counter, the preview and the
 sender's sentSeq in the one write that takes its seq. A user's read
 watermark is the greater of their sentSeq and the `readSeq` of their
@@ -43,7 +47,6 @@ MESSAGE_PREFIX = "MESSAGE#"
 MESSAGE_RANGE_END = "MESSAGE#~"
 METADATA = "METADATA"
 LAST_MESSAGE = "LASTMESSAGE"
-SEQ_INDEX = "LSI1"
 SENT_SEQ_PREFIX = "sentSeq#"
 
 
@@ -73,6 +76,10 @@ def user_connection(user_id: str, connection_id: str) -> Key:
 
 def presence(user_id: str) -> Key:
     return _key(user_pk(user_id), "PRESENCE")
+
+
+def profile(user_id: str) -> Key:
+    return _key(user_pk(user_id), "PROFILE")
 
 
 def room(room_id: str) -> Key:

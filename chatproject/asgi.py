@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 (after 
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from chat import auth, storage  # noqa: E402
+from chat import auth  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,9 +23,7 @@ application = ProtocolTypeRouter(
     }
 )
 auth.start_warming()
-# Built now, not by the first requests' pool threads at once.
-storage.client()
-# What is loaded by now (Django, botocore's service models) lives as long as
+# What is loaded by now (Django, the storage clients' modules) lives as long as
 # the process: out of the collector's full passes, which walked all of it and
 # paused a loaded server for 100-170 ms (docs/performance.md). The thresholds
 # make those passes rare (settings.GC_THRESHOLDS).

@@ -34,6 +34,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    value = env_str(name)
+    try:
+        return float(value) if value else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
 def env_list(name: str) -> list[str]:
     return [item.strip() for item in env_str(name).split(",") if item.strip()]
 
@@ -168,8 +176,17 @@ else:
 DYNAMODB_ENDPOINT_URL = env_str("DYNAMODB_ENDPOINT_URL") or None
 DYNAMODB_TABLE = env_str("DYNAMODB_TABLE", "chat")
 AWS_REGION = env_str("AWS_REGION", "us-east-1")
-# Threads that run blocking calls (boto3, JWKS fetches, the ORM) off the event
-# loop; also the size of boto3's HTTP connection pool.
+# The data plane (every storage call of a request) runs on the event loop:
+# a connect that takes longer than DYNAMODB_CONNECT_TIMEOUT_SECONDS, or a read
+# that waits longer than DYNAMODB_READ_TIMEOUT_SECONDS, is retried with
+# jittered backoff (as are throttling and 5xx answers) until
+# DYNAMODB_RETRY_SECONDS have passed; then the caller gets STORAGE_UNAVAILABLE.
+DYNAMODB_CONNECT_TIMEOUT_SECONDS = env_float("DYNAMODB_CONNECT_TIMEOUT_SECONDS", 1.0)
+DYNAMODB_READ_TIMEOUT_SECONDS = env_float("DYNAMODB_READ_TIMEOUT_SECONDS", 3.0)
+DYNAMODB_RETRY_SECONDS = env_float("DYNAMODB_RETRY_SECONDS", 4.0)
+DYNAMODB_MAX_CONNECTIONS = env_int("DYNAMODB_MAX_CONNECTIONS", 100)
+# Threads that run blocking calls (the JWKS fetch, the ORM, the control
+# plane's boto3: the reaper's scan) off the event loop.
 BLOCKING_THREADS = env_int("BLOCKING_THREADS", 32)
 # The server's garbage-collector thresholds (gc.set_threshold), applied by
 # chatproject/asgi.py. Python's default (700, 10, 10) collects the young

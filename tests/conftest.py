@@ -4,8 +4,10 @@ channel-layer prefix, so runs never see each other's data."""
 import asyncio
 import os
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -16,10 +18,12 @@ from django.conf import settings
 from chat import auth, services, storage, verification
 from chat.blocking import run_orm
 from chat.hub import hub
+from chat.storage import dynamo
 from devtools.servers import Dynalite, redis_answers, start_local_redis, use_local_credentials
 from tests.issuer import AUDIENCE, ISSUER, TestIssuer
 
 RUN_ID = uuid.uuid4().hex[:10]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +77,28 @@ def backend(dynamodb_endpoint: str, redis_url: str, issuer: TestIssuer) -> Itera
     storage.reset_client()
     storage.create_table()
     yield {"endpoint": dynamodb_endpoint, "table": table, "prefix": prefix, "redis_url": redis_url}
-    storage.client().delete_table(TableName=table)
+    storage.delete_table()
 
 
-@pytest.fixture(autouse=True)
-def fresh_channel_layer() -> None:
+@pytest_asyncio.fixture(autouse=True)
+async def fresh_loop_clients() -> AsyncIterator[None]:
     """A channel layer per test: each async test has its own event loop, and
     channels-redis keeps receive state (a lock bound to one loop) that a
-    test ending mid-receive would leave behind for the next one."""
+    test ending mid-receive would leave behind for the next one. The loop's
+    storage session is closed with it."""
     channel_layers.backends.clear()
+    yield
+    await dynamo.close()
+
+
+async def eventually(probe: Callable[[], T], timeout: float = 5) -> T:
+    """probe()'s first truthy answer, polled until timeout (for state that
+    settles after the call that caused it, like LASTMESSAGE)."""
+    deadline = time.monotonic() + timeout
+    while not (answer := probe()):
+        assert time.monotonic() < deadline, "never came true"
+        await asyncio.sleep(0.05)
+    return answer
 
 
 class GroupListener:
@@ -164,6 +181,7 @@ def break_storage(settings) -> Iterator:
 
     def outage() -> None:
         settings.DYNAMODB_ENDPOINT_URL = "http://127.0.0.1:9"
+        settings.DYNAMODB_RETRY_SECONDS = 0.3
         storage.reset_client()
 
     yield outage

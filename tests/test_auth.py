@@ -23,15 +23,15 @@ async def assert_refused(communicator, code=CLOSE_UNAUTHORIZED):
     assert await communicator.receive_nothing()
 
 
-def connection_count(user_id: str) -> int:
-    return len(storage.user_connection_ids(user_id, now=int(time.time())))
+async def connection_count(user_id: str) -> int:
+    return len(await storage.user_connection_ids(user_id, now=int(time.time())))
 
 
 async def test_valid_rsa_token_connects_and_answers_ping(connect, issuer):
     socket = await connect(issuer.token("alice-rsa"))
     await socket.send_json_to({"action": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
-    assert connection_count("alice-rsa") == 1
+    assert await connection_count("alice-rsa") == 1
 
 
 async def test_valid_ec_token_connects(connect, issuer):
@@ -68,7 +68,7 @@ async def test_valid_ec_token_connects(connect, issuer):
 async def test_bad_tokens_are_refused_with_4401_and_store_nothing(connect, issuer, make_token):
     socket = await connect(make_token(issuer), ready=False)
     await assert_refused(socket)
-    assert connection_count("mallory") == 0
+    assert await connection_count("mallory") == 0
     assert not await Profile.objects.aexists()
 
 

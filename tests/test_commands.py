@@ -50,7 +50,7 @@ def test_dev_jwks_is_served_only_when_enabled(client, dev_settings):
 
 def test_create_room_prints_the_new_room_id():
     room_id = run("create_room", "--participants", "cmd-a,cmd-b,cmd-c", "--name", "Trio")
-    room = storage.get_room(room_id)
+    room = storage.run_sync(storage.get_room, room_id)
     assert (room.participant_ids, room.name, room.type) == (("cmd-a", "cmd-b", "cmd-c"), "Trio", "group")
 
 
@@ -69,7 +69,7 @@ def test_set_verification_records_and_announces_the_decision():
 def test_send_system_message_stores_it():
     room_id = run("create_room", "--participants", "sys-x")
     out = run("send_system_message", room_id, "Maintenance at noon")
-    [message] = storage.messages_page(room_id, limit=100)[0]
+    [message] = storage.run_sync(storage.messages_page, room_id, limit=100)[0]
     assert out == f"{message.message_id} seq=1"
     assert (message.content, message.sender_id) == ("Maintenance at noon", "system")
 

@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from chat.storage import control
 from devtools.servers import ROOT, free_port
 
 
@@ -49,7 +50,7 @@ def start_daphne(env: dict[str, str], port: int, log_path) -> subprocess.Popen:
 def servers(request, backend, tmp_path_factory):
     """Two daphne processes sharing Redis, the table and the database, as
     two hosts behind a load balancer would; the first is the dev issuer.
-    Once per Redis channel layer."""
+    Once per Redis channel layer, each time on a fresh table and database."""
     workdir = tmp_path_factory.mktemp("e2e")
     ports = [free_port(), free_port()]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
@@ -60,17 +61,19 @@ def servers(request, backend, tmp_path_factory):
         JWT_DEV_KEY_PATH=str(workdir / "dev-key.pem"),
         DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
         DYNAMODB_ENDPOINT_URL=backend["endpoint"],
-        DYNAMODB_TABLE=backend["table"],
+        DYNAMODB_TABLE=f"{backend['table']}-{request.param}",
         REDIS_URL=backend["redis_url"],
         CHANNEL_PREFIX=f"{backend['prefix']}-{request.param}",
         CHANNEL_LAYER=request.param,
     )
     Server(env, ports[0]).manage("migrate", "--noinput", "-v", "0")
+    Server(env, ports[0]).manage("create_table")
     processes = [start_daphne(env, port, workdir / f"daphne-{port}.log") for port in ports]
     yield [Server(env, port) for port in ports]
     for process in processes:
         process.terminate()
         process.wait(10)
+    control.client().delete_table(TableName=env["DYNAMODB_TABLE"])
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,11 @@ import asyncio
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from chat import keys, services, storage
 from chat.auth import Identity
 from chat.errors import StorageUnavailable
-from chat.storage import base
+from chat.storage import dynamo
 from tests.conftest import approve, new_room, next_frame, quiet
 from tests.test_api import send
 
@@ -70,7 +69,7 @@ async def test_retried_send_is_stored_and_delivered_once(pair):
     assert second_ack["data"]["duplicate"] is True
     assert await next_frame(b) == first
     assert await quiet(b)
-    stored = storage.messages_page(room_id)[0]
+    stored = (await storage.messages_page(room_id))[0]
     assert [m.content for m in stored] == ["once"]
 
 
@@ -87,7 +86,7 @@ async def test_concurrent_duplicates_from_two_tabs_store_one_message(connect, is
                 acks.append(received["data"])
                 break
     assert acks[0]["messageId"] == acks[1]["messageId"]
-    assert len(storage.messages_page(room_id)[0]) == 1
+    assert len((await storage.messages_page(room_id))[0]) == 1
 
 
 async def test_client_message_ids_are_scoped_to_user_and_room(connect, issuer, pair):
@@ -96,15 +95,15 @@ async def test_client_message_ids_are_scoped_to_user_and_room(connect, issuer, p
     for socket, room in ((a, room_id), (b, room_id), (a, other_room)):
         await socket.send_json_to({"action": "sendMessage", "chatRoomId": room, "content": "x", "clientMessageId": "same"})
     await asyncio.sleep(0.5)
-    assert len(storage.messages_page(room_id)[0]) == 2
-    assert len(storage.messages_page(other_room)[0]) == 1
+    assert len((await storage.messages_page(room_id))[0]) == 2
+    assert len((await storage.messages_page(other_room))[0]) == 1
 
 
 async def test_send_that_failed_can_be_retried_with_the_same_id(settings, pair, break_storage):
     a, _, room_id = pair
     frame = {"action": "sendMessage", "chatRoomId": room_id, "content": "later", "clientMessageId": "flaky-1"}
     endpoint = settings.DYNAMODB_ENDPOINT_URL
-    await sync_to_async(storage.reserve_client_message)(
+    await storage.reserve_client_message(
         "pair-a", room_id, "flaky-1", message_id="dead-send", lease_ms=-1, ttl=int(time.time()) + 60
     )  # a claim left behind by a send that died before storing anything
     break_storage()
@@ -115,7 +114,7 @@ async def test_send_that_failed_can_be_retried_with_the_same_id(settings, pair, 
     await a.send_json_to(frame)
     assert (await next_frame(a))["data"]["content"] == "later"
     assert (await next_frame(a))["type"] == "ack"
-    assert [m.content for m in storage.messages_page(room_id)[0]] == ["later"]
+    assert [m.content for m in (await storage.messages_page(room_id))[0]] == ["later"]
 
 
 async def test_a_message_that_cannot_be_stored_gives_back_the_room_preview(monkeypatch, pair):
@@ -130,7 +129,7 @@ async def test_a_message_that_cannot_be_stored_gives_back_the_room_preview(monke
     await a.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "lost", "clientMessageId": "x"})
     assert (await next_frame(a))["data"]["code"] == "STORAGE_UNAVAILABLE"
     assert await quiet(b)
-    summary = storage.room_summaries([room_id])[room_id]
+    summary = (await storage.room_summaries([room_id]))[room_id]
     assert (summary.last_message, summary.room.last_seq) == ("kept", 2)
 
 
@@ -190,7 +189,7 @@ async def test_get_messages_checks_its_fields_and_membership(connect, issuer, pa
 async def test_messages_in_the_reference_layout_read_back_in_key_order(pair):
     a, _, room_id = pair
     for timestamp, message_id, text in ((1700000001000, "legacy-2", "second"), (1700000000000, "legacy-1", "first")):
-        await sync_to_async(base.put)({
+        await dynamo.put({
             **keys.message(room_id, timestamp, message_id),
             "messageId": message_id, "chatRoomId": room_id, "senderId": "pair-b", "content": text,
             "messageType": "user", "readBy": ["pair-b"], "createdAt": storage.iso_from_ms(timestamp), "timestamp": timestamp,

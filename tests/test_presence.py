@@ -3,7 +3,6 @@ their last one closes, and nothing in between."""
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from chat import services, storage
 from tests.conftest import new_room
@@ -39,7 +38,7 @@ async def test_reaping_a_users_last_connection_announces_them_offline(connect, i
     assert (await observer.receive_json_from(timeout=5))["data"] == {"userId": "vanished", "online": True}
     [item] = connection_items("vanished")
     expired = storage.Connection(item["connectionId"], "vanished", item["connectedAt"], int(time.time()) - 1)
-    await sync_to_async(storage.put_connection)(expired)
-    await sync_to_async(storage.set_online)(expired, now=int(time.time()))
+    await storage.put_connection(expired)
+    await storage.set_online(expired, now=int(time.time()))
     await services.reap_expired_connections()
     assert await observer.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "vanished", "online": False}}

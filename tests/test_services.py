@@ -2,7 +2,6 @@
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from chat import services, storage
 from chat.consumers import CLOSE_EXPIRED
@@ -28,7 +27,7 @@ async def test_system_message_is_stored_and_delivered_like_any_message(connect, 
         "timestamp": message.timestamp,
         "seq": 1,
     }
-    [stored] = storage.messages_page(room_id, limit=100)[0]
+    [stored] = (await storage.messages_page(room_id, limit=100))[0]
     assert (stored.sender_id, stored.message_type, stored.read_by) == ("system", "system", ())
 
 
@@ -48,8 +47,8 @@ def test_room_needs_one_to_fifty_distinct_participants():
 
 async def test_reaper_deletes_both_items_of_expired_connections_only():
     now = int(time.time())
-    await sync_to_async(storage.put_connection)(storage.Connection("ghost-conn", "ghost", "t", now - 5))
-    await sync_to_async(storage.put_connection)(storage.Connection("alive-conn", "ghost", "t", now + 600))
+    await storage.put_connection(storage.Connection("ghost-conn", "ghost", "t", now - 5))
+    await storage.put_connection(storage.Connection("alive-conn", "ghost", "t", now + 600))
     assert await services.reap_expired_connections() >= 1
     assert raw_items("CONNECTION#ghost-conn") == []
     assert [item["SK"] for item in connection_items("ghost")] == ["CONNECTION#alive-conn"]
@@ -60,7 +59,7 @@ async def test_reaper_closes_an_open_socket_whose_items_expired(connect, issuer)
     socket = await connect(issuer.token("stale"))
     [item] = connection_items("stale")
     expired = storage.Connection(item["connectionId"], "stale", item["connectedAt"], int(time.time()) - 1)
-    await sync_to_async(storage.put_connection)(expired)
+    await storage.put_connection(expired)
     await services.reap_expired_connections()
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_EXPIRED}
     assert connection_items("stale") == []

@@ -1,8 +1,10 @@
 """Actions on chat state: each validates what it is given, changes storage,
 then emits events. Used alike by the consumer, the HTTP API, management
-commands and the admin; async, with sync twins for sync callers."""
-from asgiref.sync import async_to_sync
+commands and the admin; async, with sync twins for sync callers (each on a
+storage session of its own, chat.storage.run_sync)."""
+import functools
 
+from chat import storage
 from chat.services.connections import (
     OpenedConnection,
     close_connection,
@@ -20,11 +22,12 @@ from chat.services.messages import (
     send_system_message,
     typing,
 )
+from chat.services.profiles import current_status, status_on_connect
 from chat.services.rooms import MAX_PARTICIPANTS, RoomListing, create_room, join_activity, leave_room, list_rooms
 
-create_room_sync = async_to_sync(create_room)
-send_system_message_sync = async_to_sync(send_system_message)
-reap_expired_connections_sync = async_to_sync(reap_expired_connections)
+create_room_sync = functools.partial(storage.run_sync, create_room)
+send_system_message_sync = functools.partial(storage.run_sync, send_system_message)
+reap_expired_connections_sync = functools.partial(storage.run_sync, reap_expired_connections)
 
 __all__ = [
     "MAX_PARTICIPANTS",
@@ -35,6 +38,7 @@ __all__ = [
     "close_connection",
     "create_room",
     "create_room_sync",
+    "current_status",
     "history",
     "join_activity",
     "leave_room",
@@ -48,5 +52,6 @@ __all__ = [
     "send_message",
     "send_system_message",
     "send_system_message_sync",
+    "status_on_connect",
     "typing",
 ]

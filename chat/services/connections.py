@@ -5,9 +5,10 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 
-from chat import delivery, events, storage, verification
+from chat import delivery, events, storage
 from chat.auth import Identity
-from chat.blocking import run_blocking, run_orm
+from chat.blocking import run_blocking
+from chat.services.profiles import status_on_connect
 from chat.errors import StorageUnavailable
 from chat.storage import Connection
 
@@ -25,7 +26,7 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
     """Register a new connection of an authenticated user: profile (created
     pending on first sight), Connection and UserConnection items, presence,
     and the rooms it must receive. Raises StorageUnavailable."""
-    status = await run_orm(verification.ensure_profile, user_id=identity.user_id, nickname=identity.nickname)
+    status = await status_on_connect(identity)
     now = storage.now_ms()
     connection = Connection(
         connection_id=connection_id,
@@ -33,10 +34,10 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
         connected_at=storage.iso_from_ms(now),
         ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
     )
-    await run_blocking(storage.put_connection, connection)
+    await storage.put_connection(connection)
     try:
-        participations = await run_blocking(storage.user_participations, identity.user_id)
-        first = await run_blocking(storage.set_online, connection, now=now // 1000)
+        participations = await storage.user_participations(identity.user_id)
+        first = await storage.set_online(connection, now=now // 1000)
     except StorageUnavailable:
         await _forget_quietly(connection)
         raise
@@ -49,8 +50,8 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
 async def _forget_quietly(connection: Connection) -> None:
     """Undo a registration that could not complete; what stays is reaped."""
     try:
-        await run_blocking(storage.delete_connection, connection.user_id, connection.connection_id)
-        await run_blocking(storage.set_offline, connection, now=int(time.time()))
+        await storage.delete_connection(connection.user_id, connection.connection_id)
+        await storage.set_offline(connection, now=int(time.time()))
     except StorageUnavailable:
         log.warning("connection %s left for the reaper", connection.connection_id)
 
@@ -59,15 +60,15 @@ async def refresh_connection(connection: Connection) -> Connection:
     """Push the connection's expiry forward; returns the refreshed record."""
     now = int(time.time())
     refreshed = replace(connection, ttl=now + settings.CONNECTION_TTL_SECONDS)
-    await run_blocking(storage.put_connection, refreshed)
-    await run_blocking(storage.set_online, refreshed, now=now)
+    await storage.put_connection(refreshed)
+    await storage.set_online(refreshed, now=now)
     return refreshed
 
 
 async def close_connection(connection: Connection, *, room_ids: list[str]) -> None:
     """Forget a closed connection; the user's rooms hear if it was their last."""
-    await run_blocking(storage.delete_connection, connection.user_id, connection.connection_id)
-    if await run_blocking(storage.set_offline, connection, now=int(time.time())):
+    await storage.delete_connection(connection.user_id, connection.connection_id)
+    if await storage.set_offline(connection, now=int(time.time())):
         await _announce_presence(connection.user_id, room_ids, online=False)
 
 
@@ -87,10 +88,10 @@ async def reap_expired_connections() -> int:
     expired = await run_blocking(lambda: list(storage.expired_connections(now=now)))
     reaped = 0
     for connection in expired:
-        if await run_blocking(storage.delete_expired_connection, connection, now=now):
+        if await storage.delete_expired_connection(connection, now=now):
             reaped += 1
             await delivery.to_users_quietly([connection.user_id], events.connection_reaped(connection.connection_id))
-            if await run_blocking(storage.set_offline, connection, now=now):
-                participations = await run_blocking(storage.user_participations, connection.user_id)
+            if await storage.set_offline(connection, now=now):
+                participations = await storage.user_participations(connection.user_id)
                 await _announce_presence(connection.user_id, [p.room_id for p in participations], online=False)
     return reaped

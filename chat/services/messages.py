@@ -3,12 +3,12 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chat import delivery, events, storage, validation
 from chat.auth import Identity
-from chat.blocking import run_blocking
 from chat.errors import NotAParticipant, StorageUnavailable
 from chat.events import Ack
 from chat.storage import Allocation, ClientMessage, Message, Room
@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 SYSTEM_SENDER = "system"
 ADMIN_GROUP = "admin"
 CLIENT_MESSAGE_TTL = 86400
-# Longer than one storage call can take with its retries (3 x 10 s), so a
-# live send is never taken over.
+# Longer than a send's storage calls can take with their retries (each at
+# most DYNAMODB_RETRY_SECONDS plus a read timeout; a batched write starts
+# within 8 s), so a live send is never taken over.
 CLAIM_LEASE_MS = 40_000
 CLAIM_WAIT_SECONDS = 3.0
 
@@ -57,8 +58,8 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
             ack = Ack(earlier.message_id, cid, request.room_id, earlier.seq, earlier.timestamp, duplicate=True)
             return SendResult(ack=ack, message=None)
     try:
-        allocation = await run_blocking(
-            storage.allocate, request.room_id, sender_id=sender_id, message_id=message_id, content=request.content
+        allocation = await storage.allocate(
+            request.room_id, sender_id=sender_id, message_id=message_id, content=request.content
         )
     except Exception:
         # Nothing was stored: free the id for the client's retry.
@@ -80,12 +81,14 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
 
 async def _store(message: Message, allocation: Allocation) -> None:
     """Put the message whose seq allocate took (and pointed the room's
-    preview at); if that fails, put the earlier preview back, then raise."""
+    preview at); if that fails, put the earlier preview back, then raise.
+    Once stored, LASTMESSAGE follows (later, off the ack path)."""
     try:
-        await run_blocking(storage.put_message, message)
+        await storage.put_message(message)
     except StorageUnavailable:
         await _quietly(storage.withdraw_preview, message, allocation.previous_preview)
         raise
+    storage.note_last_message(message)
 
 
 async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> ClientMessage | None:
@@ -95,15 +98,14 @@ async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> Clien
     deadline = time.monotonic() + CLAIM_WAIT_SECONDS
     ttl = int(time.time()) + CLIENT_MESSAGE_TTL
     while True:
-        earlier = await run_blocking(
-            storage.reserve_client_message, user_id, room_id, cid, message_id=message_id, lease_ms=CLAIM_LEASE_MS, ttl=ttl
+        earlier = await storage.reserve_client_message(
+            user_id, room_id, cid, message_id=message_id, lease_ms=CLAIM_LEASE_MS, ttl=ttl
         )
         if earlier is None or earlier.seq is not None:
             return earlier
         if earlier.lease_until < storage.now_ms():
-            taken = await run_blocking(
-                storage.take_over_client_message,
-                user_id, room_id, cid, stale_id=earlier.message_id, message_id=message_id, lease_ms=CLAIM_LEASE_MS,
+            taken = await storage.take_over_client_message(
+                user_id, room_id, cid, stale_id=earlier.message_id, message_id=message_id, lease_ms=CLAIM_LEASE_MS
             )
             if taken:
                 return None
@@ -117,7 +119,7 @@ async def send_system_message(*, room_id: str, content: str) -> Message:
     Raises RoomNotFound, InvalidRequest, MessageTooLong, StorageUnavailable."""
     room_id, content = validation.room_id(room_id), validation.content(content)
     message_id = str(uuid.uuid4())
-    allocation = await run_blocking(storage.allocate, room_id, sender_id=None, message_id=message_id, content=content)
+    allocation = await storage.allocate(room_id, sender_id=None, message_id=message_id, content=content)
     message = Message(message_id, room_id, SYSTEM_SENDER, content, "system", allocation.timestamp, allocation.seq)
     await _store(message, allocation)
     await _deliver(message)
@@ -133,11 +135,11 @@ async def _deliver(message: Message, *, skip_channel: str | None = None) -> None
         log.exception("live delivery of %s in room %s failed", message.message_id, message.room_id)
 
 
-async def _quietly(fn: Any, *args: Any) -> None:
+async def _quietly(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
     """Best-effort storage work after a message is durable (or for cleanup):
     a failure is logged, never turned into a failed send."""
     try:
-        await run_blocking(fn, *args)
+        await fn(*args)
     except StorageUnavailable:
         log.warning("%s%r not applied", fn.__name__, args)
 
@@ -145,7 +147,7 @@ async def _quietly(fn: Any, *args: Any) -> None:
 async def readable_room(identity: Identity, room_id: str) -> Room:
     """The room, if identity may read it: a participant, or a member of the
     issuer's `admin` group. Raises NotAParticipant otherwise."""
-    room = await run_blocking(storage.get_room, room_id)
+    room = await storage.get_room(room_id)
     if room is None or (identity.user_id not in room.participant_ids and ADMIN_GROUP not in identity.groups):
         raise NotAParticipant()
     return room
@@ -157,10 +159,10 @@ async def history(
     """A page of the room's messages, oldest first, each with readBy derived
     from the participants' read watermarks (the sender always included)."""
     room = await readable_room(identity, room_id)
-    messages, has_more = await run_blocking(
-        storage.messages_page, room_id, after_seq=after_seq, before_seq=before_seq, limit=limit
+    messages, has_more = await storage.messages_page(
+        room_id, after_seq=after_seq, before_seq=before_seq, limit=limit
     )
-    watermarks = await run_blocking(storage.read_seqs, room, list(room.participant_ids)) if messages else {}
+    watermarks = await storage.read_seqs(room, list(room.participant_ids)) if messages else {}
     return HistoryPage(room, [_with_read_by(message, watermarks) for message in messages], has_more)
 
 
@@ -176,14 +178,14 @@ async def mark_read(*, user_id: str, room_id: str, seq: int) -> tuple[int, bool]
     """Move the user's read watermark forward to seq (capped at the room's
     last seq) and tell the room's members. Returns the watermark and whether
     it moved. Raises NotAParticipant."""
-    room = await run_blocking(storage.get_room, room_id)
+    room = await storage.get_room(room_id)
     if room is None or user_id not in room.participant_ids:
         raise NotAParticipant()
     target = min(seq, room.last_seq)
     if target <= room.sent_seq(user_id):  # read already, by sending at or after it
-        current = await run_blocking(storage.read_seqs, room, [user_id])
+        current = await storage.read_seqs(room, [user_id])
         return current[user_id], False
-    marked, moved = await run_blocking(storage.advance_read, user_id, room_id, target)
+    marked, moved = await storage.advance_read(user_id, room_id, target)
     watermark = max(marked, room.sent_seq(user_id))
     if moved:
         await delivery.to_room(room_id, events.deliver(events.read_frame(room_id, user_id, watermark)))

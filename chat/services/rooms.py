@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from chat import delivery, events, storage, validation
 from chat.auth import Identity
-from chat.blocking import run_blocking
 from chat.errors import ActivityTaken, InvalidRequest, NotAParticipant, RoomNotFound
 from chat.services.messages import send_system_message
 from chat.storage import Room, RoomSummary
@@ -56,7 +55,7 @@ async def create_room(
     if activity_id is not None:
         validation.room_id(activity_id, field="activityId")
     room_id = uuid.uuid4().hex
-    if activity_id is not None and await run_blocking(storage.claim_activity, activity_id, room_id) != room_id:
+    if activity_id is not None and await storage.claim_activity(activity_id, room_id) != room_id:
         raise ActivityTaken()
     room = Room(
         room_id=room_id,
@@ -66,7 +65,7 @@ async def create_room(
         name=name or None,
         activity_id=activity_id,
     )
-    if not await run_blocking(storage.put_room, room):
+    if not await storage.put_room(room):
         raise ActivityTaken()  # a joiner of the activity created its room first
     await delivery.to_users_quietly(members, events.room_joined(room))
     return room
@@ -75,12 +74,12 @@ async def create_room(
 async def list_rooms(user_id: str) -> list[RoomListing]:
     """The user's rooms, newest activity first. Cost: one query, then batch
     reads of 100 keys, whatever the rooms' history."""
-    participations = await run_blocking(storage.user_participations, user_id)
+    participations = await storage.user_participations(user_id)
     read_seq = {p.room_id: p.read_seq for p in participations}
-    summaries = await run_blocking(storage.room_summaries, list(read_seq))
+    summaries = await storage.room_summaries(list(read_seq))
     mine = [s for s in summaries.values() if user_id in s.room.participant_ids]
     everyone = list(dict.fromkeys(uid for s in mine for uid in s.room.participant_ids))
-    online = await run_blocking(storage.online_users, everyone, now=int(time.time())) if everyone else set()
+    online = await storage.online_users(everyone, now=int(time.time())) if everyone else set()
     listings = [
         RoomListing(
             s,
@@ -98,21 +97,23 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
     the room and whether the caller was added (False: already a member).
     Raises RoomFull for the 51st member."""
     validation.room_id(activity_id, field="activityId")
-    room_id = await run_blocking(storage.activity_room_id, activity_id)
+    room_id = await storage.activity_room_id(activity_id)
     if room_id is None:
-        room_id = await run_blocking(storage.claim_activity, activity_id, uuid.uuid4().hex)
+        room_id = await storage.claim_activity(activity_id, uuid.uuid4().hex)
     try:
-        added = await run_blocking(
-            storage.add_participant, room_id, identity.user_id, joined_at=_now_iso(), limit=MAX_PARTICIPANTS
+        added = await storage.add_participant(
+            room_id, identity.user_id, joined_at=_now_iso(), limit=MAX_PARTICIPANTS
         )
     except RoomNotFound:
         # First joiner (or one whose creator died after claiming): create it.
         room = Room(room_id, (identity.user_id,), "group", _now_iso(), None, activity_id)
-        if not await run_blocking(storage.put_room, room):
+        if not await storage.put_room(room):
             return await join_activity(identity, activity_id)
         await send_system_message(room_id=room_id, content="Room created")
         added = True
-    room = await run_blocking(storage.get_room, room_id)
+    room = await storage.get_room(room_id)
+    if room is None:  # deleted between the join and this read
+        raise RoomNotFound()
     if added:
         await send_system_message(room_id=room_id, content=f"{identity.nickname} joined")
         await delivery.to_users_quietly([identity.user_id], events.room_joined(room))
@@ -122,7 +123,7 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
 async def leave_room(identity: Identity, room_id: str) -> None:
     """Remove the caller from the room; their connections stop receiving it.
     Raises NotAParticipant."""
-    if not await run_blocking(storage.remove_participant, room_id, identity.user_id):
+    if not await storage.remove_participant(room_id, identity.user_id):
         raise NotAParticipant()
     await delivery.to_users_quietly([identity.user_id], events.room_left(room_id))
     await send_system_message(room_id=room_id, content=f"{identity.nickname} left")

@@ -1,8 +1,10 @@
-"""All DynamoDB access. Functions here are blocking (boto3): async callers go
-through chat.blocking.run_blocking. They take and return the dataclasses of
-these modules, never raw items, and raise StorageUnavailable for any failure
-of the endpoint, so callers never see botocore. Keys come from chat.keys."""
-from chat.storage.base import client, create_table, iso_from_ms, now_ms, reset_client
+"""All DynamoDB access. The data plane (chat.storage.dynamo) is async, on the
+event loop; the control plane (chat.storage.control: the table, scans) is
+blocking boto3. Functions take and return the dataclasses of the entity
+modules, never raw items, and raise StorageUnavailable for any failure of
+the endpoint, so callers never see the client libraries. Keys come from
+chat.keys, the table's schema from chat.storage.schema. Sync callers use
+run_sync."""
 from chat.storage.connections import (
     Connection,
     delete_connection,
@@ -15,6 +17,8 @@ from chat.storage.connections import (
     set_online,
     user_connection_ids,
 )
+from chat.storage.control import create_table, delete_table, reset_client
+from chat.storage.dynamo import run_sync
 from chat.storage.messages import (
     Allocation,
     ClientMessage,
@@ -28,6 +32,8 @@ from chat.storage.messages import (
     take_over_client_message,
     withdraw_preview,
 )
+from chat.storage.previews import note_last_message
+from chat.storage.profiles import UserProfile, get_profile, put_profile, set_nickname, set_verification_status
 from chat.storage.rooms import (
     Participation,
     Room,
@@ -43,6 +49,7 @@ from chat.storage.rooms import (
     room_summaries,
     user_participations,
 )
+from chat.storage.time import iso_from_ms, now_ms
 
 __all__ = [
     "Allocation",
@@ -52,25 +59,29 @@ __all__ = [
     "Participation",
     "Room",
     "RoomSummary",
+    "UserProfile",
     "activity_room_id",
     "add_participant",
     "advance_read",
     "allocate",
     "claim_activity",
-    "client",
     "commit_client_message",
     "create_table",
     "delete_connection",
     "delete_expired_connection",
+    "delete_table",
     "expired_connections",
     "get_connection",
+    "get_profile",
     "get_room",
     "iso_from_ms",
     "messages_page",
+    "note_last_message",
     "now_ms",
     "online_users",
     "put_connection",
     "put_message",
+    "put_profile",
     "put_room",
     "read_seqs",
     "release_client_message",
@@ -78,8 +89,11 @@ __all__ = [
     "reset_client",
     "reserve_client_message",
     "room_summaries",
+    "run_sync",
+    "set_nickname",
     "set_offline",
     "set_online",
+    "set_verification_status",
     "take_over_client_message",
     "user_connection_ids",
     "user_participations",

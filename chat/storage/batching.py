@@ -1,40 +1,40 @@
 """Group commit for unconditional writes (messages, connection records).
 
-A botocore call costs about a millisecond of CPU in this process and about
-as much in the server, whatever its size; BatchWriteItem carries 25 items for
-barely more. Writers here hand their item to a few flusher threads and wait:
-a flusher takes whatever is queued (up to 25 items) and writes it in one
-call, so at low load an item goes alone, and under load items share calls.
+Every call costs a request's overhead in this process and in the endpoint,
+whatever its size, and BatchWriteItem carries 25 items for barely more.
+Writers here queue their items and wait: up to MAX_IN_FLIGHT batches are
+written at once, each taking whatever is queued (up to 25 items), so at low
+load an item goes alone at once, and under load items share calls.
 
 Only puts and deletes that need no condition may come here: BatchWriteItem
 has none. No attempt to write an item starts later than WRITE_DEADLINE
 seconds after it was queued (its writer gets StorageUnavailable instead), so
 a write is over within that plus one call with its retries: under the lease
-that keeps a retried idempotent send from storing its message twice."""
+that keeps a retried idempotent send from storing its message twice.
+
+One batcher per event loop (it rides on chat.storage.dynamo's plane)."""
+import asyncio
 import logging
-import threading
 import time
-from concurrent.futures import Future
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chat.errors import StorageUnavailable
-from chat.storage import base
+from chat.storage import dynamo, schema
 
 log = logging.getLogger("chat.storage")
-MAX_ATTEMPTS = 8
+MAX_IN_FLIGHT = 4
 WRITE_DEADLINE = 8.0
 
 
 class _Pending:
     """One write request of BatchWriteItem (a PutRequest or DeleteRequest)."""
 
-    __slots__ = ("table", "request", "key", "future", "deadline")
+    __slots__ = ("request", "key", "future", "deadline")
 
-    def __init__(self, table: str, request: dict[str, Any]) -> None:
-        self.table, self.request, self.future = table, request, Future()
-        self.key = (table, *_key_of(request))
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.request = request
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.key = _key_of(request)
         self.deadline = time.monotonic() + WRITE_DEADLINE
 
     def expire(self) -> bool:
@@ -47,6 +47,14 @@ class _Pending:
         self.future.set_exception(StorageUnavailable("Storage is too slow, try again"))
         return True
 
+    def fail(self, error: StorageUnavailable) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+    def succeed(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
 
 def _key_of(request: dict[str, Any]) -> tuple[str, str]:
     fields = request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"]
@@ -54,124 +62,122 @@ def _key_of(request: dict[str, Any]) -> tuple[str, str]:
 
 
 class WriteBatcher:
-    def __init__(self, flushers: int = base.WRITE_FLUSHERS) -> None:
-        self._changed = threading.Condition()
+    def __init__(self, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._waiting: list[_Pending] = []
-        self._in_flight: set[tuple[str, str, str]] = set()
-        self._started = False
-        self._flushers = flushers
+        self._in_flight: set[tuple[str, str]] = set()
+        self._writing: set[asyncio.Task[None]] = set()
+        self._max_in_flight = max_in_flight
 
-    def write(self, requests: list[dict[str, Any]]) -> None:
+    async def write(self, requests: list[dict[str, Any]]) -> None:
         """Apply the write requests (each in some batch; writes of one key
         land in the order given) and return once all are done. Raises
         StorageUnavailable if any was not."""
-        pending = [_Pending(base.table(), request) for request in requests]
-        with self._changed:
-            self._start()
-            self._waiting.extend(pending)
-            self._changed.notify()
+        pending = [_Pending(request) for request in requests]
+        self._waiting.extend(pending)
+        self._pump()
         for entry in pending:
-            entry.future.result()
+            await entry.future
 
-    def _start(self) -> None:
-        if not self._started:
-            for number in range(self._flushers):
-                threading.Thread(target=self._run, name=f"chat-batch-{number}", daemon=True).start()
-            self._started = True
+    async def close(self) -> None:
+        """Wait for the batches being written (at shutdown)."""
+        if self._writing:
+            await asyncio.wait(self._writing)
+
+    def _pump(self) -> None:
+        while len(self._writing) < self._max_in_flight:
+            batch = self._take()
+            if not batch:
+                return
+            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
 
     def _take(self) -> list[_Pending]:
-        """Wait for, then take, up to a batch of queued items of one table,
-        oldest first. BatchWriteItem refuses a key twice, and two flushers
-        could land one key's writes out of order, so an item whose key is in
-        this batch or in flight waits for a later batch."""
-        with self._changed:
-            while True:
-                batch: list[_Pending] = []
-                keys = set(self._in_flight)
-                rest: list[_Pending] = []
-                for entry in self._waiting:
-                    if entry.expire():
-                        continue
-                    if len(batch) < base.BATCH_WRITE_SIZE and entry.key not in keys and entry.table == self._waiting[0].table:
-                        batch.append(entry)
-                    else:
-                        rest.append(entry)
-                    keys.add(entry.key)
-                self._waiting = rest
-                if batch:
-                    self._in_flight.update(entry.key for entry in batch)
-                    return batch
-                self._changed.wait()
+        """Up to a batch of queued items, oldest first. BatchWriteItem
+        refuses a key twice, and two batches in flight could land one key's
+        writes out of order, so an item whose key is in this batch or in
+        flight waits for a later batch."""
+        batch: list[_Pending] = []
+        seen = set(self._in_flight)
+        rest: list[_Pending] = []
+        for entry in self._waiting:
+            if entry.expire():
+                continue
+            if len(batch) < dynamo.BATCH_WRITE_SIZE and entry.key not in seen:
+                batch.append(entry)
+            else:
+                rest.append(entry)
+            seen.add(entry.key)
+        self._waiting = rest
+        self._in_flight.update(entry.key for entry in batch)
+        return batch
 
-    def _finish(self, batch: list[_Pending]) -> None:
-        with self._changed:
+    async def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            await self._write(batch)
+        except StorageUnavailable as error:
+            for entry in batch:
+                entry.fail(error)
+        except Exception:  # every waiter must hear, whatever went wrong
+            log.exception("batch write failed")
+            for entry in batch:
+                entry.fail(StorageUnavailable())
+        finally:
             self._in_flight.difference_update(entry.key for entry in batch)
-            self._changed.notify_all()
+            self._pump()
 
-    def _run(self) -> None:
-        while True:
-            batch = self._take()
-            try:
-                self._write(batch)
-            except Exception as exc:  # every waiter must hear, whatever went wrong
-                for entry in batch:
-                    if not entry.future.done():
-                        entry.future.set_exception(exc if isinstance(exc, StorageUnavailable) else StorageUnavailable())
-            finally:
-                self._finish(batch)
-
-    def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: list[_Pending]) -> None:
         by_key = {entry.key: entry for entry in batch}
-        table = batch[0].table
-        requests = [entry.request for entry in batch]
-        for attempt in range(MAX_ATTEMPTS):
-            requests = [request for request in requests if not by_key[(table, *_key_of(request))].expire()]
-            if not requests:
-                return
-            try:
-                with base.guard("BatchWriteItem", expected=frozenset({"ValidationException"})):
-                    response = base.client().batch_write_item(RequestItems={table: requests})
-            except ClientError:
-                # One bad item fails the whole batch: write them one by one so
-                # only that one's writer hears about it.
-                self._write_singly(batch)
-                return
-            requests = response.get("UnprocessedItems", {}).get(table, [])
-            unprocessed = {(table, *_key_of(request)) for request in requests}
-            for key, entry in by_key.items():
-                if key not in unprocessed and not entry.future.done():
-                    entry.future.set_result(None)
-            if not requests:
-                return
-            time.sleep(0.05 * 2**attempt)
-        raise StorageUnavailable("Storage is throttling writes, try again")
 
-    def _write_singly(self, batch: list[_Pending]) -> None:
+        async def send(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            requests = [request for request in requests if not by_key[_key_of(request)].expire()]
+            if not requests:
+                return []
+            unprocessed = await dynamo.batch_write(requests)
+            left = {_key_of(request) for request in unprocessed}
+            for key, entry in by_key.items():
+                if key not in left:
+                    entry.succeed()
+            return unprocessed
+
+        try:
+            await dynamo.retry_unprocessed(send, [entry.request for entry in batch], what="writes")
+        except dynamo.ItemRejected:
+            # One bad item fails the whole batch: write them one by one so
+            # only that one's writer hears about it.
+            await self._write_singly(batch)
+
+    async def _write_singly(self, batch: list[_Pending]) -> None:
         for entry in batch:
             if entry.expire():
                 continue
             try:
                 if "PutRequest" in entry.request:
-                    with base.guard("PutItem"):
-                        base.client().put_item(TableName=entry.table, **entry.request["PutRequest"])
+                    item = entry.request["PutRequest"]["Item"]
+                    await dynamo.call("PutItem", {"TableName": schema.table(), "Item": item})
                 else:
-                    with base.guard("DeleteItem"):
-                        base.client().delete_item(TableName=entry.table, **entry.request["DeleteRequest"])
-            except (ClientError, StorageUnavailable) as exc:
-                log.error("item %s/%s not written: %s", entry.key[1], entry.key[2], exc)
-                entry.future.set_exception(StorageUnavailable("The item could not be stored"))
+                    key = entry.request["DeleteRequest"]["Key"]
+                    await dynamo.call("DeleteItem", {"TableName": schema.table(), "Key": key})
+            except StorageUnavailable as exc:
+                log.error("item %s/%s not written: %s", *entry.key, exc)
+                entry.fail(StorageUnavailable("The item could not be stored"))
             else:
-                entry.future.set_result(None)
+                entry.succeed()
 
 
-_batcher = WriteBatcher()
+def batcher() -> WriteBatcher:
+    """The running loop's batcher."""
+    extras = dynamo.plane().extras
+    if "batcher" not in extras:
+        extras["batcher"] = WriteBatcher()
+    return extras["batcher"]
 
 
-def put(*items: dict[str, Any]) -> None:
-    """Store items, unconditionally, through the shared group commit."""
-    _batcher.write([{"PutRequest": {"Item": base.to_item(item)}} for item in items])
+async def put(*items: dict[str, Any]) -> None:
+    """Store items, unconditionally, through the loop's group commit."""
+    await batcher().write([{"PutRequest": {"Item": dynamo.to_item(item)}} for item in items])
 
 
-def delete(*keys: dict[str, str]) -> None:
-    """Delete items (missing ones are fine) through the shared group commit."""
-    _batcher.write([{"DeleteRequest": {"Key": base.to_item(key)}} for key in keys])
+async def delete(*keys: dict[str, str]) -> None:
+    """Delete items (missing ones are fine) through the loop's group commit."""
+    await batcher().write([{"DeleteRequest": {"Key": dynamo.to_item(key)}} for key in keys])

@@ -4,10 +4,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chat import keys
-from chat.storage import base, batching
+from chat.storage import batching, control, dynamo
+from chat.storage.dynamo import ConditionFailed
 
 # Presence is one item per user with an attribute per live connection,
 # c_{connectionId} = its ttl; a user is online while any of them is unexpired.
@@ -22,20 +21,20 @@ class Connection:
     ttl: int
 
 
-def put_connection(conn: Connection) -> None:
+async def put_connection(conn: Connection) -> None:
     """Write Connection, then UserConnection (each through the group commit,
     so a connect storm shares calls). Deletes run in the opposite order, so
     a UserConnection never exists without its Connection and the reaper,
     which scans Connection items, finds every pair."""
     common = {"connectionId": conn.connection_id, "connectedAt": conn.connected_at, "ttl": conn.ttl}
-    batching.put({**keys.connection(conn.connection_id), "Type": "Connection", "userId": conn.user_id, **common})
-    batching.put({**keys.user_connection(conn.user_id, conn.connection_id), "Type": "UserConnection", **common})
+    await batching.put({**keys.connection(conn.connection_id), "Type": "Connection", "userId": conn.user_id, **common})
+    await batching.put({**keys.user_connection(conn.user_id, conn.connection_id), "Type": "UserConnection", **common})
 
 
-def delete_connection(user_id: str, connection_id: str) -> None:
+async def delete_connection(user_id: str, connection_id: str) -> None:
     """Delete both items (through the group commit); missing items are fine."""
-    batching.delete(keys.user_connection(user_id, connection_id))
-    batching.delete(keys.connection(connection_id))
+    await batching.delete(keys.user_connection(user_id, connection_id))
+    await batching.delete(keys.connection(connection_id))
 
 
 def _connection_from(values: dict[str, Any]) -> Connection:
@@ -47,56 +46,52 @@ def _connection_from(values: dict[str, Any]) -> Connection:
     )
 
 
-def get_connection(connection_id: str, *, now: int) -> Connection | None:
+async def get_connection(connection_id: str, *, now: int) -> Connection | None:
     """The live connection, or None if it is unknown or expired."""
-    values = base.get(keys.connection(connection_id))
+    values = await dynamo.get(keys.connection(connection_id))
     if not values or int(values.get("ttl", 0)) <= now:
         return None
     return _connection_from(values)
 
 
-def user_connection_ids(user_id: str, *, now: int) -> list[str]:
+async def user_connection_ids(user_id: str, *, now: int) -> list[str]:
     """Ids of the user's unexpired connections."""
-    items = base.query(
+    items = await dynamo.query(
         KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
         FilterExpression="#ttl > :now",
         ExpressionAttributeNames={"#ttl": "ttl"},
-        ExpressionAttributeValues=base.values(pk=keys.user_pk(user_id), prefix=keys.CONNECTION_PREFIX, now=now),
+        ExpressionAttributeValues=dynamo.values(pk=keys.user_pk(user_id), prefix=keys.CONNECTION_PREFIX, now=now),
         ConsistentRead=True,
     )
     return [item["connectionId"] for item in items]
 
 
 def expired_connections(*, now: int) -> Iterator[Connection]:
-    """Connection items whose ttl has passed. A Scan: this is for the
-    periodic reaper only, never for a request path."""
-    with base.guard("Scan"):
-        pages = base.paginator("scan").paginate(
-            TableName=base.table(),
-            FilterExpression="begins_with(PK, :prefix) AND SK = :meta AND #ttl <= :now",
-            ExpressionAttributeNames={"#ttl": "ttl"},
-            ExpressionAttributeValues=base.values(prefix=keys.CONNECTION_PREFIX, meta=keys.METADATA, now=now),
-        )
-        for page in pages:
-            for item in page.get("Items", []):
-                yield _connection_from(base.from_item(item))
+    """Connection items whose ttl has passed. A blocking Scan (the control
+    plane): for the periodic reaper on the blocking pool, never for a
+    request path."""
+    items = control.scan(
+        FilterExpression="begins_with(PK, :prefix) AND SK = :meta AND #ttl <= :now",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues=dynamo.values(prefix=keys.CONNECTION_PREFIX, meta=keys.METADATA, now=now),
+    )
+    for item in items:
+        yield _connection_from(item)
 
 
-def delete_expired_connection(conn: Connection, *, now: int) -> bool:
+async def delete_expired_connection(conn: Connection, *, now: int) -> bool:
     """Delete both items of conn if they are still expired (a live consumer
     may have refreshed them since the scan). Returns whether it did."""
     condition = {
         "ConditionExpression": "attribute_not_exists(#ttl) OR #ttl <= :now",
         "ExpressionAttributeNames": {"#ttl": "ttl"},
-        "ExpressionAttributeValues": base.values(now=now),
+        "ExpressionAttributeValues": dynamo.values(now=now),
     }
     try:
-        base.delete(keys.user_connection(conn.user_id, conn.connection_id), **condition)
-        base.delete(keys.connection(conn.connection_id), **condition)
-    except ClientError as exc:
-        if base.is_condition_failure(exc):
-            return False
-        raise
+        await dynamo.delete(keys.user_connection(conn.user_id, conn.connection_id), **condition)
+        await dynamo.delete(keys.connection(conn.connection_id), **condition)
+    except ConditionFailed:
+        return False
     return True
 
 
@@ -107,22 +102,22 @@ def _live(values: dict[str, Any], now: int) -> int:
     return sum(1 for name, ttl in values.items() if name.startswith(PRESENCE_ATTRIBUTE) and int(ttl) > now)
 
 
-def set_online(conn: Connection, *, now: int) -> bool:
+async def set_online(conn: Connection, *, now: int) -> bool:
     """Record conn as live (or push its ttl forward). Returns whether it is
     the user's only live connection, i.e. the user just came online."""
-    attributes = base.update(
+    attributes = await dynamo.update(
         keys.presence(conn.user_id),
         UpdateExpression="SET #conn = :ttl",
         ExpressionAttributeNames={"#conn": f"{PRESENCE_ATTRIBUTE}{conn.connection_id}"},
-        ExpressionAttributeValues=base.values(ttl=conn.ttl),
+        ExpressionAttributeValues=dynamo.values(ttl=conn.ttl),
         ReturnValues="ALL_NEW",
     )
     return _live(attributes, now) == 1
 
 
-def set_offline(conn: Connection, *, now: int) -> bool:
+async def set_offline(conn: Connection, *, now: int) -> bool:
     """Forget conn. Returns whether the user has no live connection left."""
-    attributes = base.update(
+    attributes = await dynamo.update(
         keys.presence(conn.user_id),
         UpdateExpression="REMOVE #conn",
         ExpressionAttributeNames={"#conn": f"{PRESENCE_ATTRIBUTE}{conn.connection_id}"},
@@ -131,7 +126,7 @@ def set_offline(conn: Connection, *, now: int) -> bool:
     return _live(attributes, now) == 0
 
 
-def online_users(user_ids: list[str], *, now: int) -> set[str]:
+async def online_users(user_ids: list[str], *, now: int) -> set[str]:
     """Which of user_ids have a live connection (one batch read per 100)."""
-    found = base.batch_get([keys.presence(user_id) for user_id in user_ids])
-    return {user_id for user_id in user_ids if _live(found.get(base.key_id(keys.presence(user_id)), {}), now)}
+    found = await dynamo.batch_get([keys.presence(user_id) for user_id in user_ids])
+    return {user_id for user_id in user_ids if _live(found.get(dynamo.key_id(keys.presence(user_id)), {}), now)}

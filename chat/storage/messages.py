@@ -8,14 +8,16 @@ server's clock took them; LSI1 finds a message by seq."""
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chat import keys
 from chat.errors import NotAParticipant, RoomNotFound, StorageUnavailable
-from chat.storage import base, batching
+from chat.storage import batching, dynamo, schema
+from chat.storage.dynamo import ConditionFailed
 from chat.storage.rooms import get_room
+from chat.storage.time import iso_from_ms, now_ms
 
 ALLOCATE_ATTEMPTS = 10
+# A room's preview holds the first 100 characters of its last message.
+PREVIEW_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Message:
 
     @property
     def created_at(self) -> str:
-        return base.iso_from_ms(self.timestamp)
+        return iso_from_ms(self.timestamp)
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class Allocation:
     previous_preview: dict[str, str]
 
 
-def allocate(
-    room_id: str, *, sender_id: str | None, message_id: str, content: str, preview_length: int = 100
+async def allocate(
+    room_id: str, *, sender_id: str | None, message_id: str, content: str
 ) -> Allocation:
     """Take the room's next seq and a timestamp for message_id, and in the
     same write point the room's preview at it and record it as the sender's
@@ -75,35 +77,35 @@ def allocate(
     if sender_id is not None:
         update += ", #sent = if_not_exists(lastSeq, :zero) + :one"  # the right side sees the old lastSeq
         names = {"ExpressionAttributeNames": {"#sent": keys.sent_seq_attribute(sender_id)}}
-    timestamp = base.now_ms()
+    timestamp = now_ms()
     for _ in range(ALLOCATE_ATTEMPTS):
         extra = {"sender": sender_id} if sender_id is not None else {}
-        preview = {"text": content[:preview_length], "at": base.iso_from_ms(timestamp), "id": message_id}
+        preview = {"text": content[:PREVIEW_LENGTH], "at": iso_from_ms(timestamp), "id": message_id}
         try:
-            old = base.update(
+            old = await dynamo.update(
                 keys.room(room_id),
                 UpdateExpression=update,
                 ConditionExpression=f"{membership} AND (attribute_not_exists(lastTs) OR lastTs < :ts)",
-                ExpressionAttributeValues=base.values(zero=0, one=1, ts=timestamp, **preview, **extra),
+                ExpressionAttributeValues=dynamo.values(zero=0, one=1, ts=timestamp, **preview, **extra),
                 ReturnValues="UPDATED_OLD",
                 **names,
             )
             previous = {name: old[name] for name in PREVIEW_ATTRIBUTES if name in old}
             return Allocation(int(old.get("lastSeq", 0)) + 1, timestamp, previous)
-        except ClientError:
-            room = get_room(room_id)
+        except ConditionFailed:
+            room = await get_room(room_id)
         if room is None:
             raise NotAParticipant() if sender_id is not None else RoomNotFound()
         if sender_id is not None and sender_id not in room.participant_ids:
             raise NotAParticipant()
-        timestamp = max(base.now_ms(), room.last_ts + 1)  # another send took this millisecond
+        timestamp = max(now_ms(), room.last_ts + 1)  # another send took this millisecond
     raise StorageUnavailable("The room is too busy, try again")
 
 
-def put_message(message: Message) -> None:
+async def put_message(message: Message) -> None:
     """Store the message (its seq taken by allocate). Unconditional, so it
     goes through the group commit: its key holds a fresh uuid4."""
-    batching.put(
+    await batching.put(
         {
             **keys.message(message.room_id, message.timestamp, message.message_id),
             "messageId": message.message_id,
@@ -120,7 +122,7 @@ def put_message(message: Message) -> None:
     )
 
 
-def withdraw_preview(message: Message, previous: dict[str, str]) -> None:
+async def withdraw_preview(message: Message, previous: dict[str, str]) -> None:
     """Put back the room's preview from before message (whose storing
     failed after allocate pointed the preview at it), unless a later
     message has taken the preview since."""
@@ -135,13 +137,13 @@ def withdraw_preview(message: Message, previous: dict[str, str]) -> None:
         if part
     )
     try:
-        base.update(
+        await dynamo.update(
             keys.room(message.room_id),
             UpdateExpression=update,
             ConditionExpression="lastMessageId = :failed",
-            ExpressionAttributeValues=base.values(failed=message.message_id, **{name: previous[name] for name in restore}),
+            ExpressionAttributeValues=dynamo.values(failed=message.message_id, **{name: previous[name] for name in restore}),
         )
-    except ClientError:
+    except ConditionFailed:
         pass  # a later message owns the preview now
 
 
@@ -159,13 +161,13 @@ def _message_from(values: dict[str, Any]) -> Message:
     )
 
 
-def _sort_key_of_seq(room_id: str, seq: int, *, at_or_below: bool) -> str | None:
+async def _sort_key_of_seq(room_id: str, seq: int, *, at_or_below: bool) -> str | None:
     """Sort key of the message with the greatest seq <= seq (at_or_below)
     or the smallest seq >= seq; None if there is none."""
-    items = base.query_page(
-        IndexName=keys.SEQ_INDEX,
+    items = await dynamo.query_page(
+        IndexName=schema.SEQ_INDEX,
         KeyConditionExpression=f"PK = :pk AND seq {'<=' if at_or_below else '>='} :seq",
-        ExpressionAttributeValues=base.values(pk=keys.room_pk(room_id), seq=seq),
+        ExpressionAttributeValues=dynamo.values(pk=keys.room_pk(room_id), seq=seq),
         ScanIndexForward=not at_or_below,
         Limit=1,
         ConsistentRead=True,
@@ -173,7 +175,7 @@ def _sort_key_of_seq(room_id: str, seq: int, *, at_or_below: bool) -> str | None
     return items[0]["SK"] if items else None
 
 
-def messages_page(
+async def messages_page(
     room_id: str, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
 ) -> tuple[list[Message], bool]:
     """Up to `limit` messages, oldest first, and whether more lie beyond in
@@ -183,12 +185,12 @@ def messages_page(
     lower, upper = keys.MESSAGE_PREFIX, keys.MESSAGE_RANGE_END
     forward = after_seq is not None
     if after_seq is not None:
-        lower = _sort_key_of_seq(room_id, after_seq, at_or_below=True) or lower
+        lower = await _sort_key_of_seq(room_id, after_seq, at_or_below=True) or lower
     elif before_seq is not None:
-        upper = _sort_key_of_seq(room_id, before_seq, at_or_below=False) or upper
-    items = base.query_page(
+        upper = await _sort_key_of_seq(room_id, before_seq, at_or_below=False) or upper
+    items = await dynamo.query_page(
         KeyConditionExpression="PK = :pk AND SK BETWEEN :lower AND :upper",
-        ExpressionAttributeValues=base.values(pk=keys.room_pk(room_id), lower=lower, upper=upper),
+        ExpressionAttributeValues=dynamo.values(pk=keys.room_pk(room_id), lower=lower, upper=upper),
         ScanIndexForward=forward,
         Limit=limit + 2,  # the bound itself may come back, and one more tells "has more"
         ConsistentRead=True,
@@ -202,25 +204,25 @@ def messages_page(
 # --- idempotent sends -----------------------------------------------------------------
 
 
-def reserve_client_message(
+async def reserve_client_message(
     user_id: str, room_id: str, client_message_id: str, *, message_id: str, lease_ms: int, ttl: int
 ) -> ClientMessage | None:
     """Claim (user, room, clientMessageId) for message_id. Returns None if
     claimed, else the existing record."""
     key = keys.client_message(user_id, room_id, client_message_id)
-    now = base.now_ms()
+    now = now_ms()
     try:
-        base.put(
+        await dynamo.put(
             {**key, "messageId": message_id, "leaseUntil": now + lease_ms, "ttl": ttl},
             ConditionExpression="attribute_not_exists(PK) OR #ttl <= :now",
             ExpressionAttributeNames={"#ttl": "ttl"},
-            ExpressionAttributeValues=base.values(now=now // 1000),
+            ExpressionAttributeValues=dynamo.values(now=now // 1000),
         )
         return None
-    except ClientError:
-        values = base.get(key)
+    except ConditionFailed:
+        values = await dynamo.get(key)
     if values is None:
-        return reserve_client_message(user_id, room_id, client_message_id, message_id=message_id, lease_ms=lease_ms, ttl=ttl)
+        return await reserve_client_message(user_id, room_id, client_message_id, message_id=message_id, lease_ms=lease_ms, ttl=ttl)
     return ClientMessage(
         message_id=values["messageId"],
         lease_until=int(values["leaseUntil"]),
@@ -229,44 +231,44 @@ def reserve_client_message(
     )
 
 
-def take_over_client_message(
+async def take_over_client_message(
     user_id: str, room_id: str, client_message_id: str, *, stale_id: str, message_id: str, lease_ms: int
 ) -> bool:
     """Take a record whose send died before storing its message."""
-    now = base.now_ms()
+    now = now_ms()
     try:
-        base.update(
+        await dynamo.update(
             keys.client_message(user_id, room_id, client_message_id),
             UpdateExpression="SET messageId = :new, leaseUntil = :lease",
             ConditionExpression="messageId = :old AND attribute_not_exists(seq) AND leaseUntil < :now",
-            ExpressionAttributeValues=base.values(new=message_id, lease=now + lease_ms, old=stale_id, now=now),
+            ExpressionAttributeValues=dynamo.values(new=message_id, lease=now + lease_ms, old=stale_id, now=now),
         )
-    except ClientError:
+    except ConditionFailed:
         return False
     return True
 
 
-def commit_client_message(user_id: str, client_message_id: str, message: Message) -> None:
+async def commit_client_message(user_id: str, client_message_id: str, message: Message) -> None:
     """Record that the claimed send stored `message`; later retries get its ack."""
     try:
-        base.update(
+        await dynamo.update(
             keys.client_message(user_id, message.room_id, client_message_id),
             UpdateExpression="SET seq = :seq, #ts = :ts",
             ConditionExpression="messageId = :id",
             ExpressionAttributeNames={"#ts": "timestamp"},
-            ExpressionAttributeValues=base.values(seq=message.seq, ts=message.timestamp, id=message.message_id),
+            ExpressionAttributeValues=dynamo.values(seq=message.seq, ts=message.timestamp, id=message.message_id),
         )
-    except ClientError:
-        base.log.warning("send %s outlived its claim on %s", message.message_id, client_message_id)
+    except ConditionFailed:
+        dynamo.log.warning("send %s outlived its claim on %s", message.message_id, client_message_id)
 
 
-def release_client_message(user_id: str, room_id: str, client_message_id: str, message_id: str) -> None:
+async def release_client_message(user_id: str, room_id: str, client_message_id: str, message_id: str) -> None:
     """Give up a claim whose message was not stored, so a retry can proceed."""
     try:
-        base.delete(
+        await dynamo.delete(
             keys.client_message(user_id, room_id, client_message_id),
             ConditionExpression="messageId = :id AND attribute_not_exists(seq)",
-            ExpressionAttributeValues=base.values(id=message_id),
+            ExpressionAttributeValues=dynamo.values(id=message_id),
         )
-    except ClientError:
+    except ConditionFailed:
         pass

@@ -1,0 +1,60 @@
+"""The PROFILE item: what the request path needs of a user's Django profile
+(its verification status and nickname), readable with one GetItem. Staff
+decide in the Django admin; every decision writes this item in the same
+transaction (chat.verification)."""
+from dataclasses import dataclass
+from typing import Any
+
+from chat import keys
+from chat.storage import dynamo
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    user_id: str
+    nickname: str
+    verification_status: str
+
+
+def _profile_from(values: dict[str, Any]) -> UserProfile:
+    return UserProfile(
+        user_id=values["userId"],
+        nickname=values.get("nickname", ""),
+        verification_status=values.get("verificationStatus", "pending"),
+    )
+
+
+async def get_profile(user_id: str) -> UserProfile | None:
+    values = await dynamo.get(keys.profile(user_id))
+    return _profile_from(values) if values else None
+
+
+async def put_profile(profile: UserProfile, *, only_new: bool = False) -> None:
+    """Write the item; with only_new, raise ConditionFailed if it exists."""
+    condition = {"ConditionExpression": "attribute_not_exists(PK)"} if only_new else {}
+    await dynamo.put(
+        {
+            **keys.profile(profile.user_id),
+            "userId": profile.user_id,
+            "nickname": profile.nickname,
+            "verificationStatus": profile.verification_status,
+        },
+        **condition,
+    )
+
+
+async def set_nickname(user_id: str, nickname: str) -> None:
+    await dynamo.update(
+        keys.profile(user_id),
+        UpdateExpression="SET userId = :user, nickname = :nickname",
+        ExpressionAttributeValues=dynamo.values(user=user_id, nickname=nickname),
+    )
+
+
+async def set_verification_status(user_id: str, status: str) -> None:
+    """Record a decision, keeping the nickname the item has."""
+    await dynamo.update(
+        keys.profile(user_id),
+        UpdateExpression="SET userId = :user, verificationStatus = :status",
+        ExpressionAttributeValues=dynamo.values(user=user_id, status=status),
+    )
