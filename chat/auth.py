@@ -66,6 +66,10 @@ class JwksCache:
             self.refresh()
         return self._keys.get(kid)
 
+    def has_fresh(self, kid: str | None) -> bool:
+        """Whether key(kid) would answer from the cache, without a fetch."""
+        return kid in self._keys and time.monotonic() - self._fetched_at <= self.max_age
+
     def refresh(self) -> None:
         with self._lock:
             if time.monotonic() - self._attempted_at < MIN_REFRESH_SECONDS and self._keys:
@@ -175,11 +179,22 @@ def verify_token(token: str) -> Identity:
     return Identity(user_id=subject, nickname=nickname[:100], groups=tuple(map(str, groups)))
 
 
+def _key_id(token: str) -> str | None:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None  # verify_token says why
+    return kid if isinstance(kid, str) else None
+
+
 async def authenticate(token: str | None) -> Identity:
-    """Verify token without blocking the event loop, waiting at most
-    HANDSHAKE_WAIT_SECONDS for the issuer's keys."""
+    """Verify token without blocking the event loop: on the loop itself when
+    its key is cached (a signature check, no I/O), else on the blocking pool,
+    waiting at most HANDSHAKE_WAIT_SECONDS for the issuer's keys."""
     if not token:
         raise AuthenticationFailed("Missing token")
+    if jwks().has_fresh(_key_id(token)):
+        return verify_token(token)
     try:
         return await asyncio.wait_for(run_blocking(verify_token, token), HANDSHAKE_WAIT_SECONDS)
     except TimeoutError as exc:

@@ -4,11 +4,24 @@ import time
 
 import pytest
 
-from chat import storage
+from django.db.backends.utils import CursorWrapper
+
+from chat import blocking, storage
 from chat.models import Profile
 from tests.conftest import approve, new_room, next_frame, quiet
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class CountingExecutor:
+    """The blocking pool, with every hop to it recorded."""
+
+    def __init__(self, pool, hops: list) -> None:
+        self.pool, self.hops = pool, hops
+
+    def submit(self, fn, *args, **kwargs):
+        self.hops.append(fn)
+        return self.pool.submit(fn, *args, **kwargs)
 
 
 async def ping_pong(socket) -> None:
@@ -217,6 +230,26 @@ async def test_first_connection_creates_a_pending_profile_with_the_token_nicknam
     await connect(issuer.token("first-timer", nickname="Newcomer"))
     profile = await Profile.objects.aget(user_id="first-timer")
     assert (profile.status, profile.nickname) == ("pending", "Newcomer")
+
+
+async def test_a_known_user_connects_without_a_thread_hop_or_an_orm_query(connect, issuer, monkeypatch):
+    await approve("regular")
+    await (await connect(issuer.token("regular", nickname="Regular"))).disconnect()  # first sight
+    hops, queries = [], []
+    pool = blocking._executor()
+    monkeypatch.setattr(blocking, "_executor", lambda: CountingExecutor(pool, hops))
+    monkeypatch.setattr(CursorWrapper, "execute", lambda self, sql, params=None: queries.append(sql))
+    socket = await connect(issuer.token("regular", nickname="Regular"))
+    await socket.send_json_to({"action": "sendMessage", "chatRoomId": "nowhere", "content": "verified?"})
+    assert (await next_frame(socket))["data"]["code"] == "NOT_A_PARTICIPANT"  # past the verification check
+    assert (hops, queries) == ([], [])
+
+
+async def test_a_new_nickname_reaches_the_admins_profile(connect, issuer):
+    await (await connect(issuer.token("renamed", nickname="Before"))).disconnect()
+    await connect(issuer.token("renamed", nickname="After"))
+    assert (await Profile.objects.aget(user_id="renamed")).nickname == "After"
+    assert (await storage.get_profile("renamed")).nickname == "After"
 
 
 async def test_frame_flood_gets_rate_limited_and_socket_survives(connect, issuer, settings):
