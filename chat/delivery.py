@@ -4,11 +4,16 @@ Every connection subscribes (through its process's hub) to its user's group
 (verification changes, new rooms, reaping) and to one group per room it
 participates in. A room message is one group_send whatever the room size;
 events carry their group so each process's hub knows whose they are."""
+import asyncio
 import hashlib
 import logging
+import weakref
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat import events
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +52,43 @@ async def to_users_quietly(user_ids: list[str], event: dict[str, Any]) -> None:
             await to_user(user_id, event)
         except Exception:
             log.exception("could not notify user %s of %s", user_id, event["type"])
+
+
+class PresenceAnnouncer:
+    """Presence changes of one process, coalesced: changes are gathered for
+    PRESENCE_WINDOW_MS, then each room gets one event carrying its members'
+    latest states (a user who came and went in the window is announced
+    once, as they are now). A connect storm so costs about one event per
+    room per window instead of one per room per connect."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, dict[str, bool]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def announce(self, user_id: str, room_ids: list[str], *, online: bool) -> None:
+        for room_id in room_ids:
+            self._pending.setdefault(room_id, {})[user_id] = online
+        if room_ids and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(settings.PRESENCE_WINDOW_MS / 1000)
+        pending, self._pending = self._pending, {}
+        for room_id, states in pending.items():
+            frames = [(events.presence_frame(user_id, online), user_id) for user_id, online in states.items()]
+            try:
+                await to_room(room_id, events.deliver_many(frames))
+            except Exception:
+                log.exception("presence changes not announced in %s", room_id)
+
+
+_announcers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PresenceAnnouncer]" = weakref.WeakKeyDictionary()
+
+
+def announce_presence(user_id: str, room_ids: list[str], *, online: bool) -> None:
+    """Tell the rooms' members, soon, that user_id came online or went
+    offline (their own connections are not told). Returns at once."""
+    loop = asyncio.get_running_loop()
+    if loop not in _announcers:
+        _announcers[loop] = PresenceAnnouncer()
+    _announcers[loop].announce(user_id, room_ids, online=online)

@@ -130,6 +130,13 @@ def deliver(frame: Frame, *, skip_channel: str | None = None, skip_user: str | N
     return {"type": "chat.frame", "text": encode(frame), "skip": skip_channel, "skip_user": skip_user}
 
 
+def deliver_many(frames: list[tuple[Frame, str | None]]) -> dict[str, Any]:
+    """Several frames for every consumer in a group, in one channel-layer
+    event: each (frame, skip_user) is written to the group's sockets as
+    deliver() would, in order."""
+    return {"type": "chat.frames", "frames": [{"text": encode(frame), "skip_user": skip} for frame, skip in frames]}
+
+
 def verification_changed(status: str) -> dict[str, Any]:
     return {"type": "chat.verification", "status": status}
 

@@ -6,7 +6,8 @@ costs the channel layer one entry per process instead of one per socket, and
 the process hands the already-encoded frame to each local socket directly,
 without a queue hop and a consumer dispatch per recipient.
 
-Frames (`chat.frame` events) are written to the sockets here; any other event
+Frames (`chat.frame` events, or several in one `chat.frames`) are written to
+the sockets here; any other event
 is forwarded to each member consumer's own channel, so that it is handled in
 that consumer's order like any other message. An event that ends a
 membership (`leaves`) ends it here first, at its place in the stream."""
@@ -93,6 +94,10 @@ class Hub:
             try:
                 if event["type"] == "chat.frame":
                     await member.deliver_frame(event)
+                    continue
+                if event["type"] == "chat.frames":
+                    for frame in event["frames"]:
+                        await member.deliver_frame(frame)
                     continue
                 if "leaves" in event:
                     # The member stops getting that group's frames now, not

@@ -43,7 +43,7 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
         raise
     room_ids = [participation.room_id for participation in participations]
     if first:
-        await _announce_presence(identity.user_id, room_ids, online=True)
+        delivery.announce_presence(identity.user_id, room_ids, online=True)
     return OpenedConnection(connection=connection, verification=status, room_ids=room_ids)
 
 
@@ -69,16 +69,7 @@ async def close_connection(connection: Connection, *, room_ids: list[str]) -> No
     """Forget a closed connection; the user's rooms hear if it was their last."""
     await storage.delete_connection(connection.user_id, connection.connection_id)
     if await storage.set_offline(connection, now=int(time.time())):
-        await _announce_presence(connection.user_id, room_ids, online=False)
-
-
-async def _announce_presence(user_id: str, room_ids: list[str], *, online: bool) -> None:
-    event = events.deliver(events.presence_frame(user_id, online), skip_user=user_id)
-    for room_id in room_ids:
-        try:
-            await delivery.to_room(room_id, event)
-        except Exception:
-            log.exception("presence of %s not announced in %s", user_id, room_id)
+        delivery.announce_presence(connection.user_id, room_ids, online=False)
 
 
 async def reap_expired_connections() -> int:
@@ -93,5 +84,5 @@ async def reap_expired_connections() -> int:
             await delivery.to_users_quietly([connection.user_id], events.connection_reaped(connection.connection_id))
             if await storage.set_offline(connection, now=now):
                 participations = await storage.user_participations(connection.user_id)
-                await _announce_presence(connection.user_id, [p.room_id for p in participations], online=False)
+                delivery.announce_presence(connection.user_id, [p.room_id for p in participations], online=False)
     return reaped
