@@ -19,10 +19,12 @@ DYNALITE = ROOT / "node_modules" / "dynalite" / "cli.js"
 
 
 def use_local_credentials() -> None:
-    """Local endpoints accept any credentials; boto3 still wants some."""
+    """Local endpoints accept any credentials; the clients still want some,
+    and must never go looking for an instance's metadata service."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def free_port() -> int:
