@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.storage import control
 from devtools.servers import ROOT, free_port
+from tests.conftest import eventually
 
 
 class Server:
@@ -191,5 +192,18 @@ async def test_concurrent_senders_on_two_processes_get_one_gapless_order(servers
     assert sorted((m["seq"], m["content"]) for m in history) == sorted(seen[0])
     timestamps = [m["timestamp"] for m in history]
     assert timestamps == sorted(set(timestamps))  # strictly increasing with seq, across processes
+    # Both processes wrote LASTMESSAGE, each its newest: it ends at the newest of all.
+    newest = history[-1]
+    assert await eventually(lambda: last_message(servers[0], room_id) == (newest["content"], newest["createdAt"], 40))
     for socket in senders + watchers:
         await socket.close()
+
+
+def last_message(server: Server, room_id: str) -> tuple | None:
+    """The reference's LASTMESSAGE item of the room, as its readers see it."""
+    item = control.client().get_item(
+        TableName=server.env["DYNAMODB_TABLE"],
+        Key={"PK": {"S": f"CHATROOM#{room_id}"}, "SK": {"S": "LASTMESSAGE"}},
+        ConsistentRead=True,
+    ).get("Item")
+    return (item["lastMessage"]["S"], item["lastMessageAt"]["S"], int(item["lastSeq"]["N"])) if item else None
