@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run manage test bench bench-quick clean
+.PHONY: install run manage test bench bench-quick bench-clients clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -32,13 +32,18 @@ manage: install
 test: install
 	DJANGO_DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-# Benchmarks: P against the Channels tutorial consumer (B0) and the reference
-# algorithm (B1); ratios in one run. bench-quick is small and asserts nothing.
+# Benchmarks: P against the Channels tutorial consumer (B0), the reference
+# algorithm (B1), a bare websockets server (L) and P under uvicorn (PU);
+# ratios in one run. bench-quick is small and asserts nothing.
 bench: install
 	$(PY) -m bench.run
 
 bench-quick: install
 	$(PY) -m bench.run --quick
+
+# The candidate DynamoDB clients of the data plane, CPU per call.
+bench-clients: install
+	$(PY) -m bench.storage_clients
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache

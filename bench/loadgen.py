@@ -11,24 +11,29 @@ import json
 import random
 import sys
 import time
+import uuid
 from typing import Any
 
 import websockets.exceptions
 from websockets.asyncio.client import connect
 
-CHAT_VARIANTS = {"P", "B1"}
+CHAT_VARIANTS = {"P", "PU", "B1", "L"}
 # Variants with acks that carry a seq and a history to catch up from (B1,
-# like the reference system, acknowledges with a message id only).
-CATCH_UP_VARIANTS = {"P"}
+# like the reference system, acknowledges with a message id only; L keeps no
+# history). PU is P served by uvicorn.
+CATCH_UP_VARIANTS = {"P", "PU"}
 PAGE = 100
 CATCH_UP_SECONDS = 300
 
 
-def encode_send(variant: str, room: str, content: str) -> str:
-    """Without clientMessageId: the baselines have no idempotent retries, and
-    P's cost two more storage calls a message (docs/performance.md)."""
+def encode_send(variant: str, room: str, content: str, client_message_id: str) -> str:
+    """P's sends carry a clientMessageId, as the browser client's do (each
+    costs P two more storage calls, docs/performance.md); the baselines have
+    no idempotent retries."""
     if variant in CHAT_VARIANTS:
-        return json.dumps({"action": "sendMessage", "chatRoomId": room, "content": content})
+        return json.dumps(
+            {"action": "sendMessage", "chatRoomId": room, "content": content, "clientMessageId": client_message_id}
+        )
     return json.dumps({"message": content})
 
 
@@ -153,6 +158,9 @@ async def open_all(clients: list[Client], concurrency: int) -> tuple[list[float]
 async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recorder) -> list[dict[str, Any]]:
     """Send each phase's messages at their planned times; returns what was sent."""
     rng = random.Random(config["seed"])
+    # clientMessageIds are unique per run: a later workload on the same rooms
+    # must not repeat (and so be answered as a duplicate of) an earlier send.
+    nonce = uuid.uuid4().hex[:12]
     senders = clients if not config.get("senders") else clients[: config["senders"]]
     sent = []
     counter = 0
@@ -170,7 +178,7 @@ async def traffic(config: dict[str, Any], clients: list[Client], recorder: Recor
             key = f"{config['proc']}.{client.index}:{counter}"
             measured = k >= rate * phase.get("warmup", 0)
             sent.append({"key": key, "phase": phase_index, "room": client.room, "measured": measured})
-            client.outbox.put_nowait(encode_send(config["variant"], client.room, f"{planned} {key}"))
+            client.outbox.put_nowait(encode_send(config["variant"], client.room, f"{planned} {key}", f"{nonce}.{key}"))
         start += int(phase["duration"] * 1e9)
     await asyncio.sleep(config["drain"])
     return sent

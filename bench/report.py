@@ -6,6 +6,8 @@ from typing import Any
 
 P99_LIMIT_MS = 100
 LOSS_LIMIT = 0.001
+# The fixed load at which P's p99 is held against B0's (a W2 step).
+FIXED_LOAD = 800
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
@@ -39,8 +41,11 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
         "loop_cpu_ms_per_1000_deliveries": _round(raw["loop_cpu"] / deliveries * 1e6) if deliveries else None,
     }
     if name == "W2":
+        fixed = at_load(phases, FIXED_LOAD)
         headline = {"capacity_deliveries_per_s": capacity(phases), "lost": sum(p["lost"] for p in phases),
-                    "failed_connects": raw["failed_connects"]}
+                    "failed_connects": raw["failed_connects"],
+                    f"p99_ms_at_{FIXED_LOAD}": _round(fixed["p99_ms"]) if fixed else None,
+                    "cpu_ms_per_1000_deliveries": headline["cpu_ms_per_1000_deliveries"]}
     # Catch-up by seq after the run (variants that acknowledge with a seq).
     headline.update(raw.get("catch_up") or {})
     summary["headline"] = headline
@@ -54,6 +59,12 @@ def capacity(phases: list[dict[str, Any]]) -> float:
     overload, open loop, fails every step above it."""
     passing = [p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT]
     return _round(passing[-1]["deliveries_per_s"]) if passing else 0.0
+
+
+def at_load(phases: list[dict[str, Any]], offered: float) -> dict[str, Any] | None:
+    """The step whose offered load is within 15% of `offered`, if any."""
+    near = [p for p in phases if abs(p["offered_deliveries_per_s"] - offered) <= 0.15 * offered]
+    return min(near, key=lambda p: abs(p["offered_deliveries_per_s"] - offered)) if near else None
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -91,18 +102,29 @@ def capacity_ratio(ours: float | None, baseline: float | None, lowest_step: floa
 
 def ratios(table: dict[str, dict[str, dict[str, float | None]]], lowest_step: float) -> dict[str, float | str | None]:
     """The issue's targets, as ratios in this run (and P's absolute ones);
-    lowest_step is the W2 ramp's first offered deliveries/s."""
+    lowest_step is the W2 ramp's first offered deliveries/s. P/L shows how
+    close to the floor the framework and storage keep P; PU/P what daphne
+    costs against uvicorn."""
     get = lambda v, w, m: table.get(v, {}).get(w, {}).get(m)  # noqa: E731
     capacity_of = lambda v: get(v, "W2", "capacity_deliveries_per_s")  # noqa: E731
+    cpu_of = lambda v, w="W1": get(v, w, "cpu_ms_per_1000_deliveries")  # noqa: E731
+    fixed = f"p99_ms_at_{FIXED_LOAD}"
     return {
+        "W1 CPU per delivery P/B0 (target <= 0.5)": _ratio(cpu_of("P"), cpu_of("B0")),
         "W2 capacity P/B0 (target >= 2)": capacity_ratio(capacity_of("P"), capacity_of("B0"), lowest_step),
         "W2 capacity P/B1 (target >= 5)": capacity_ratio(capacity_of("P"), capacity_of("B1"), lowest_step),
-        "W1 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W1", "cpu_ms_per_1000_deliveries"), get("B0", "W1", "cpu_ms_per_1000_deliveries")),
-        "W3 CPU per delivery P/B0 (target <= 0.5)": _ratio(get("P", "W3", "cpu_ms_per_1000_deliveries"), get("B0", "W3", "cpu_ms_per_1000_deliveries")),
-        "W1 P p99 ms (target < 50)": get("P", "W1", "p99_ms"),
+        f"p99 at {FIXED_LOAD} deliveries/s P/B0 (target <= 1)": _ratio(get("P", "W2", fixed), get("B0", "W2", fixed)),
+        "W4 connects/s P/B0 (target >= 1)": _ratio(get("P", "W4", "connects_per_s"), get("B0", "W4", "connects_per_s")),
+        "W4 handshake p99 P/B0 (target <= 1)": _ratio(get("P", "W4", "handshake_p99_ms"), get("B0", "W4", "handshake_p99_ms")),
         "P lost acknowledged messages, W1+W2+W3 (target 0)": _total([get("P", w, "lost_acknowledged") for w in ("W1", "W2", "W3")]),
-        "W4 P connects/s (target >= 500)": get("P", "W4", "connects_per_s"),
         "W4 P KiB RSS per idle connection (target <= 64)": get("P", "W4", "rss_kib_per_idle_connection"),
+        "W3 CPU per delivery P/B0": _ratio(cpu_of("P", "W3"), cpu_of("B0", "W3")),
+        "W1 P p99 ms": get("P", "W1", "p99_ms"),
+        "W2 capacity P/L": capacity_ratio(capacity_of("P"), capacity_of("L"), lowest_step),
+        "W1 CPU per delivery P/L": _ratio(cpu_of("P"), cpu_of("L")),
+        "W2 CPU per delivery P/L": _ratio(cpu_of("P", "W2"), cpu_of("L", "W2")),
+        "W2 capacity PU/P (uvicorn over daphne)": capacity_ratio(capacity_of("PU"), capacity_of("P"), lowest_step),
+        "W1 CPU per delivery PU/P (uvicorn over daphne)": _ratio(cpu_of("PU"), cpu_of("P")),
     }
 
 

@@ -1,6 +1,8 @@
 """`make bench` / `make bench-quick`: this project (P) against the Channels
 tutorial consumer (B0) and the reference system's algorithm (B1), same
-machine, same Redis, same local DynamoDB server, same run.
+machine, same Redis, same local DynamoDB server, same run; with P served by
+uvicorn instead of daphne (PU), and the limit L: a bare `websockets` fan-out
+server with no framework and no storage (bench.bare).
 
 Prints a table and writes bench/results/<run>.json and <run>.png."""
 import argparse
@@ -20,7 +22,8 @@ from devtools.servers import ROOT, Dynalite, free_port, redis_answers, use_local
 RESULTS = ROOT / "bench" / "results"
 ISSUER = "http://bench.local/dev-issuer"
 APPS = {"P": "chatproject.asgi:application", "B0": "bench.baselines:application", "B1": "bench.baselines:application"}
-PATHS = {"P": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={token}"}
+PATHS = {"P": "/ws/?token={token}", "PU": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={token}",
+         "L": "/l/{room}/"}
 # The baselines as defined: the tutorial's RedisChannelLayer, and per-connection
 # sends through it for B1. P runs with its own default (redis-pubsub).
 BASELINE_LAYERS = {"B0": "redis", "B1": "redis"}
@@ -107,8 +110,17 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def server_command(variant: str, port: int) -> list[str]:
+    if variant == "L":
+        return [sys.executable, "-m", "bench.bare", str(port)]
+    if variant == "PU":
+        return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+                "--no-access-log", "--log-level", "warning", APPS["P"]]
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APPS[variant]]
+
+
 class Server:
-    """One daphne process serving a variant."""
+    """One server process (daphne, uvicorn or bare) serving a variant."""
 
     def __init__(self, variant: str, env: dict[str, str], workdir: Path, tag: str):
         self.variant, self.port = variant, free_port()
@@ -116,9 +128,8 @@ class Server:
                     "JWT_JWKS_URL": f"http://127.0.0.1:{self.port}/dev-issuer/.well-known/jwks.json"}
         if variant in BASELINE_LAYERS:
             self.env["CHANNEL_LAYER"] = BASELINE_LAYERS[variant]
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), APPS[variant]]
-        log = open(workdir / f"daphne-{tag}.log", "w")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log = open(workdir / f"server-{tag}.log", "w")
+        self.process = subprocess.Popen(server_command(variant, self.port), cwd=ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -126,7 +137,7 @@ class Server:
                 break
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne for {variant} did not start; see {log.name}")
+                    raise RuntimeError(f"the server for {variant} did not start; see {log.name}")
                 time.sleep(0.2)
         time.sleep(1)  # let the JWKS warm-up finish
 
@@ -323,7 +334,7 @@ def measure(variant: str, params: dict[str, Any], shared: dict[str, Any], env: d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small loads, one repetition (under 2 minutes)")
-    parser.add_argument("--variants", default="P,B0,B1")
+    parser.add_argument("--variants", default="P,B0,B1,L,PU")
     parser.add_argument("--reps", type=int, help="repetitions (default: 3, quick: 1)")
     args = parser.parse_args()
     params = {**(QUICK if args.quick else FULL)}

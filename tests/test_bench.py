@@ -4,7 +4,8 @@ import os
 import threading
 import time
 
-from bench.report import capacity_ratio
+from bench import storage_clients
+from bench.report import at_load, capacity_ratio
 from bench.run import acknowledged_loss, cpu_seconds
 
 
@@ -45,3 +46,16 @@ def test_the_event_loop_share_of_cpu_leaves_out_other_threads_work():
     worker.join()
     assert cpu_seconds(pid) - process >= 0.25
     assert cpu_seconds(pid, pid) - main < 0.1
+
+
+def test_the_fixed_load_step_is_the_nearest_within_fifteen_percent():
+    phases = [{"offered_deliveries_per_s": offered, "p99_ms": offered / 10} for offered in (400, 780, 1200)]
+    assert at_load(phases, 800)["offered_deliveries_per_s"] == 780
+    assert at_load(phases[::2], 800) is None
+
+
+async def test_the_client_micro_benchmark_measures_every_candidate():
+    results = await storage_clients.main(pairs=5)
+    assert set(results) == {"boto3 on a 32-thread pool", "aiodynamo on aiohttp (chosen)", "aiodynamo on httpx"}
+    for row in results.values():
+        assert row["cpu_ms_per_call_1_caller"] > 0 and row["cpu_ms_per_call_20_callers"] > 0
