@@ -119,8 +119,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.frame_budget = TokenBucket(settings.SOCKET_RATE, settings.SOCKET_BURST)
         self.registry_lock = asyncio.Lock()
         self._refresher = asyncio.create_task(self._keep_alive())
-        for room_id in opened.room_ids:
-            await self._join_room(room_id)
+        await asyncio.gather(*(self._join_room(room_id) for room_id in opened.room_ids))
 
     async def disconnect(self, code: int) -> None:
         if self.connection is None:

@@ -1,4 +1,5 @@
 """Connection lifecycle: registry, presence, expiry."""
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -25,8 +26,8 @@ class OpenedConnection:
 async def open_connection(*, identity: Identity, connection_id: str) -> OpenedConnection:
     """Register a new connection of an authenticated user: profile (created
     pending on first sight), Connection and UserConnection items, presence,
-    and the rooms it must receive. Raises StorageUnavailable."""
-    status = await status_on_connect(identity)
+    and the rooms it must receive. The four are independent, so they run at
+    once. Raises StorageUnavailable (with nothing of the connection left)."""
     now = storage.now_ms()
     connection = Connection(
         connection_id=connection_id,
@@ -34,13 +35,18 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
         connected_at=storage.iso_from_ms(now),
         ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
     )
-    await storage.put_connection(connection)
-    try:
-        participations = await storage.user_participations(identity.user_id)
-        first = await storage.set_online(connection, now=now // 1000)
-    except StorageUnavailable:
+    outcomes = await asyncio.gather(
+        status_on_connect(identity),
+        storage.put_connection(connection),
+        storage.user_participations(identity.user_id),
+        storage.set_online(connection, now=now // 1000),
+        return_exceptions=True,
+    )
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failures:
         await _forget_quietly(connection)
-        raise
+        raise failures[0]
+    status, _, participations, first = outcomes
     room_ids = [participation.room_id for participation in participations]
     if first:
         delivery.announce_presence(identity.user_id, room_ids, online=True)

@@ -52,9 +52,10 @@ async def set_nickname(user_id: str, nickname: str) -> None:
 
 
 async def set_verification_status(user_id: str, status: str) -> None:
-    """Record a decision, keeping the nickname the item has."""
+    """Record a decision, keeping the nickname the item has (a user decided
+    on before they were ever seen gets their id, as their Django profile)."""
     await dynamo.update(
         keys.profile(user_id),
-        UpdateExpression="SET userId = :user, verificationStatus = :status",
+        UpdateExpression="SET userId = :user, verificationStatus = :status, nickname = if_not_exists(nickname, :user)",
         ExpressionAttributeValues=dynamo.values(user=user_id, status=status),
     )
