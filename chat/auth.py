@@ -180,11 +180,15 @@ def verify_token(token: str) -> Identity:
 
 
 def _key_id(token: str) -> str | None:
+    """The token's key id. Raises AuthenticationFailed for a malformed
+    header or a key id that is not a string."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.PyJWTError:
-        return None  # verify_token says why
-    return kid if isinstance(kid, str) else None
+    except jwt.PyJWTError as exc:
+        raise AuthenticationFailed("Malformed token") from exc
+    if kid is not None and not isinstance(kid, str):
+        raise AuthenticationFailed("Malformed token")
+    return kid
 
 
 async def authenticate(token: str | None) -> Identity:

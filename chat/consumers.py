@@ -126,8 +126,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_all()
             return
         await self._leave_all()
-        # Taking the lock waits for a refresh already running on a pool
-        # thread, so it cannot write the items back after they are deleted.
+        # Taking the lock waits for a refresh already under way, so it cannot
+        # write the items back after they are deleted.
         async with self.registry_lock:
             self._refresher.cancel()
             connection, self.connection = self.connection, None

@@ -64,15 +64,31 @@ class PresenceAnnouncer:
     def __init__(self) -> None:
         self._pending: dict[str, dict[str, bool]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # set by flush: send without waiting
 
     def announce(self, user_id: str, room_ids: list[str], *, online: bool) -> None:
         for room_id in room_ids:
             self._pending.setdefault(room_id, {})[user_id] = online
         if room_ids and (self._task is None or self._task.done()):
-            self._task = asyncio.get_running_loop().create_task(self._flush_later())
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(settings.PRESENCE_WINDOW_MS / 1000)
+    async def flush(self) -> None:
+        """Send what is gathered now (for batch jobs, whose loop ends soon)."""
+        self._hurry.set()
+        if self._task is not None:
+            await self._task
+        self._hurry.clear()
+
+    async def _run(self) -> None:
+        # Changes announced while a round is being sent wait for the next.
+        while self._pending:
+            try:
+                await asyncio.wait_for(self._hurry.wait(), settings.PRESENCE_WINDOW_MS / 1000)
+            except TimeoutError:
+                pass  # the window is over
+            await self._send()
+
+    async def _send(self) -> None:
         pending, self._pending = self._pending, {}
         for room_id, states in pending.items():
             frames = [(events.presence_frame(user_id, online), user_id) for user_id, online in states.items()]
@@ -85,10 +101,19 @@ class PresenceAnnouncer:
 _announcers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PresenceAnnouncer]" = weakref.WeakKeyDictionary()
 
 
-def announce_presence(user_id: str, room_ids: list[str], *, online: bool) -> None:
-    """Tell the rooms' members, soon, that user_id came online or went
-    offline (their own connections are not told). Returns at once."""
+def _announcer() -> PresenceAnnouncer:
     loop = asyncio.get_running_loop()
     if loop not in _announcers:
         _announcers[loop] = PresenceAnnouncer()
-    _announcers[loop].announce(user_id, room_ids, online=online)
+    return _announcers[loop]
+
+
+def announce_presence(user_id: str, room_ids: list[str], *, online: bool) -> None:
+    """Tell the rooms' members, soon, that user_id came online or went
+    offline (their own connections are not told). Returns at once."""
+    _announcer().announce(user_id, room_ids, online=online)
+
+
+async def flush_presence() -> None:
+    """Send the running loop's gathered presence changes now."""
+    await _announcer().flush()

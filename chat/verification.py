@@ -4,6 +4,7 @@ These functions use the ORM and are blocking; async callers use
 chat.blocking.run_orm. Every decision is also written to the user's PROFILE
 item, which is what the request path reads (chat.services.profiles)."""
 import asyncio
+import logging
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AbstractBaseUser
@@ -13,6 +14,8 @@ from django.utils import timezone
 from chat import delivery, events, storage
 from chat.errors import InvalidRequest
 from chat.models import Profile
+
+log = logging.getLogger(__name__)
 
 APPROVED = Profile.Status.APPROVED
 
@@ -34,16 +37,36 @@ def set_verification(*, user_ids: list[str], status: str, decided_by: AbstractBa
         raise InvalidRequest(f"status must be one of {', '.join(Profile.Status.values)}")
     decision = {"status": status, "decided_by": decided_by, "decided_at": timezone.now()}
     with transaction.atomic():
+        before = dict(Profile.objects.select_for_update().filter(user_id__in=user_ids).values_list("user_id", "status"))
         for user_id in user_ids:
             Profile.objects.update_or_create(
                 user_id=user_id, defaults=decision, create_defaults={**decision, "nickname": user_id}
             )
-        # Inside the transaction: if storage fails, the decision is undone
-        # (StorageUnavailable reaches staff) rather than half-recorded.
-        storage.run_sync(_record, list(user_ids), status)
+        # Inside the transaction: if storage fails, the decision is rolled
+        # back here and the items already written get their old status back,
+        # so staff see the error and nothing is half-decided.
+        storage.run_sync(_record, {user_id: status for user_id in user_ids}, before)
     async_to_sync(delivery.to_users_quietly)(list(user_ids), events.verification_changed(status))
     return len(user_ids)
 
 
-async def _record(user_ids: list[str], status: str) -> None:
-    await asyncio.gather(*(storage.set_verification_status(user_id, status) for user_id in user_ids))
+async def _record(decisions: dict[str, str], before: dict[str, str]) -> None:
+    """Write each user's decided status to their PROFILE item; if any write
+    fails, put the old statuses back (pending for users never decided on)
+    and raise StorageUnavailable."""
+    outcomes = await asyncio.gather(
+        *(storage.set_verification_status(user_id, status) for user_id, status in decisions.items()),
+        return_exceptions=True,
+    )
+    failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+    if failure is None:
+        return
+    undo = [
+        storage.set_verification_status(user_id, before.get(user_id, Profile.Status.PENDING))
+        for (user_id, outcome) in zip(decisions, outcomes)
+        if not isinstance(outcome, BaseException)
+    ]
+    for undone in await asyncio.gather(*undo, return_exceptions=True):
+        if isinstance(undone, BaseException):
+            log.error("a PROFILE item keeps an undone decision: %r", undone)
+    raise failure

@@ -204,6 +204,8 @@ if len(GC_THRESHOLDS) != 3 or GC_THRESHOLDS[0] < 1 or min(GC_THRESHOLDS) < 0:
 CONNECTION_TTL_SECONDS = env_int("CONNECTION_TTL_SECONDS", 86400)
 # Presence changes are gathered this long, then sent as one event per room.
 PRESENCE_WINDOW_MS = env_int("PRESENCE_WINDOW_MS", 250)
+# LASTMESSAGE items are written at most once per room per window.
+LASTMESSAGE_WINDOW_MS = env_int("LASTMESSAGE_WINDOW_MS", 1000)
 CONNECTION_REFRESH_SECONDS = env_int("CONNECTION_REFRESH_SECONDS", 3600)
 # An approved status cached by a socket is re-read after this long, in case
 # the event announcing a later rejection was lost.

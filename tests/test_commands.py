@@ -1,11 +1,14 @@
 """Management commands, as an operator runs them."""
 import io
+import json
+import time
 
 import jwt
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat import delivery, dev_issuer, storage
+from chat import delivery, dev_issuer, services, storage, verification
+from chat.errors import StorageUnavailable
 from chat.models import Profile
 from tests.conftest import GroupListener
 
@@ -77,6 +80,39 @@ def test_send_system_message_stores_it():
 def test_send_system_message_to_missing_room_fails_clearly():
     with pytest.raises(CommandError, match="ROOM_NOT_FOUND"):
         run("send_system_message", "nope", "hello")
+
+
+def test_reaping_announces_the_last_connection_going_offline():
+    room = services.create_room_sync(participant_ids=["reaped-user", "room-mate"])
+    gone = storage.Connection("gone-conn", "reaped-user", "2026-01-01T00:00:00.000Z", int(time.time()) - 1)
+
+    async def left_behind() -> None:
+        await storage.put_connection(gone)
+        await storage.set_online(gone, now=int(time.time()) - 10)
+
+    storage.run_sync(left_behind)
+    with GroupListener(delivery.room_group(room.room_id)) as listener:
+        assert run("reap_connections") == "reaped 1 connection(s)"
+    [frame] = listener.message["frames"]
+    assert json.loads(frame["text"]) == {"type": "presence", "data": {"userId": "reaped-user", "online": False}}
+
+
+def test_a_decision_storage_cannot_record_is_undone_everywhere(monkeypatch):
+    run("set_verification", "undo-a", "pending")
+    record = storage.set_verification_status
+
+    async def failing_for_b(user_id: str, status: str) -> None:
+        if user_id == "undo-b" and status == "approved":
+            raise StorageUnavailable()
+        await record(user_id, status)
+
+    monkeypatch.setattr(storage, "set_verification_status", failing_for_b)
+    with pytest.raises(StorageUnavailable):
+        verification.set_verification(user_ids=["undo-a", "undo-b"], status="approved")
+    assert Profile.objects.get(user_id="undo-a").status == "pending"
+    assert not Profile.objects.filter(user_id="undo-b").exists()
+    assert storage.run_sync(services.current_status, "undo-a") == "pending"
+    assert storage.run_sync(services.current_status, "undo-b") == "pending"
 
 
 def test_create_table_and_reap_connections_report_what_they_did(settings):

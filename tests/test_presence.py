@@ -1,12 +1,13 @@
 """Presence: room-mates hear when a user's first connection opens and when
 their last one closes, and nothing in between."""
 import asyncio
+import json
 import time
 
 import pytest
 
 from chat import delivery, services, storage
-from tests.conftest import new_room
+from tests.conftest import eventually, new_room
 from tests.test_storage import connection_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,6 +46,24 @@ async def test_a_connect_storm_costs_a_few_events_per_room_not_one_per_connect(c
         assert frame["type"] == "presence" and frame["data"]["online"], frame
         online.add(frame["data"]["userId"])
     assert 1 <= len(published) <= 5
+
+
+async def test_changes_announced_while_a_round_is_sent_go_out_in_the_next(monkeypatch, settings):
+    settings.PRESENCE_WINDOW_MS = 10
+    sent, sending = [], asyncio.Event()
+
+    async def slow(room_id: str, event: dict) -> None:
+        sending.set()
+        await asyncio.sleep(0.1)
+        sent.append([json.loads(frame["text"])["data"] for frame in event["frames"]])
+
+    monkeypatch.setattr(delivery, "to_room", slow)
+    announcer = delivery.PresenceAnnouncer()
+    announcer.announce("early", ["room"], online=True)
+    await sending.wait()
+    announcer.announce("late", ["room"], online=False)  # while the first round is on its way
+    await eventually(lambda: len(sent) == 2, timeout=2)
+    assert sent == [[{"userId": "early", "online": True}], [{"userId": "late", "online": False}]]
 
 
 async def test_strangers_hear_nothing(connect, issuer):

@@ -163,6 +163,25 @@ async def test_lastmessage_keeps_the_newest_preview_whatever_order_it_is_noted_i
     assert (last["lastMessage"], last["lastSeq"]) == ("newer", newer.seq)
 
 
+async def test_lastmessage_gets_one_write_per_room_per_window(monkeypatch, settings):
+    settings.LASTMESSAGE_WINDOW_MS = 200
+    await put_room("busy-room", "a")
+    writes, update = [], dynamo.update
+
+    async def counted(key, **request):
+        if key["SK"] == "LASTMESSAGE":
+            writes.append(key["PK"])
+        return await update(key, **request)
+
+    monkeypatch.setattr(dynamo, "update", counted)
+    for n in range(5):
+        storage.note_last_message((await store("busy-room", "a", f"burst-{n}"))[0])
+    await dynamo.plane().extras["previews"].close()
+    assert writes == ["CHATROOM#busy-room"]
+    [last] = [i for i in raw_items("CHATROOM#busy-room") if i["SK"] == "LASTMESSAGE"]
+    assert last["lastMessage"] == "burst-4"
+
+
 async def test_sending_reads_the_room_up_to_the_sent_message():
     await put_room("sent-room", "a", "b")
     await store("sent-room", "b", "one")
@@ -263,14 +282,23 @@ async def test_a_write_that_cannot_start_in_time_fails_unwritten(monkeypatch):
     assert raw_items("BATCH#late") == []
 
 
-async def test_a_write_that_timed_out_is_never_written_later(monkeypatch):
-    writer = batching.WriteBatcher()
-    monkeypatch.setattr(batching, "WRITE_DEADLINE", -1.0)
+async def test_a_throttled_write_is_not_retried_past_its_deadline(monkeypatch):
+    calls = []
+
+    async def throttled_once(requests):
+        calls.append(len(requests))
+        if len(calls) == 1:
+            await asyncio.sleep(0.05)  # past the deadline by the time it answers
+            return requests  # all unprocessed, as under throttling
+        return await real(requests)
+
+    real = dynamo.batch_write
+    monkeypatch.setattr(dynamo, "batch_write", throttled_once)
+    monkeypatch.setattr(batching, "WRITE_DEADLINE", 0.02)
     with pytest.raises(StorageUnavailable):
-        await writer.write([put_request(PK="BATCH#timed-out", SK="late")])
-    monkeypatch.setattr(batching, "WRITE_DEADLINE", 8.0)
-    await writer.write([put_request(PK="BATCH#timed-out", SK="on-time")])
-    assert [item["SK"] for item in raw_items("BATCH#timed-out")] == ["on-time"]
+        await batching.batcher().write([put_request(PK="BATCH#throttled", SK="late")])
+    assert calls == [1]
+    assert raw_items("BATCH#throttled") == []
 
 
 async def test_batched_deletes_remove_items_and_ignore_missing_ones():

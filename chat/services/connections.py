@@ -91,4 +91,5 @@ async def reap_expired_connections() -> int:
             if await storage.set_offline(connection, now=now):
                 participations = await storage.user_participations(connection.user_id)
                 delivery.announce_presence(connection.user_id, [p.room_id for p in participations], online=False)
+    await delivery.flush_presence()  # a command's loop ends with this call
     return reaped

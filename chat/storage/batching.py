@@ -75,13 +75,16 @@ class WriteBatcher:
         pending = [_Pending(request) for request in requests]
         self._waiting.extend(pending)
         self._pump()
-        for entry in pending:
-            await entry.future
+        outcomes = await asyncio.gather(*(entry.future for entry in pending), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def close(self) -> None:
-        """Wait for the batches being written (at shutdown)."""
-        if self._writing:
-            await asyncio.wait(self._writing)
+        """Wait until everything queued is written (at shutdown): a batch
+        that ends starts the next."""
+        while self._writing:
+            await asyncio.wait(set(self._writing))
 
     def _pump(self) -> None:
         while len(self._writing) < self._max_in_flight:

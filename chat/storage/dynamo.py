@@ -24,9 +24,9 @@ from typing import Any, ParamSpec, TypeVar
 import aiohttp
 from aiodynamo.client import Client
 from aiodynamo.credentials import Credentials
-from aiodynamo.errors import AIODynamoError, ConditionalCheckFailed, ValidationException
+from aiodynamo.errors import ConditionalCheckFailed, ValidationException
 from aiodynamo.http.aiohttp import AIOHTTP
-from aiodynamo.models import DecorelatedJitterRetry, RetryTimeout
+from aiodynamo.models import DecorelatedJitterRetry
 from asgiref.sync import async_to_sync
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from django.conf import settings
@@ -46,7 +46,6 @@ BATCH_GET_SIZE = 100
 BATCH_WRITE_SIZE = 25
 # Calls made for the items a batch call leaves unprocessed (throttling).
 BATCH_ATTEMPTS = 8
-_TRANSPORT_ERRORS = (AIODynamoError, RetryTimeout, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 class ConditionFailed(Exception):
@@ -69,7 +68,9 @@ class Plane:
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
-        for extra in self.extras.values():
+        """Finish what rides on the plane (its writes use the session), then
+        close the session."""
+        for extra in list(self.extras.values()):
             await extra.close()
         await self.session.close()
 
@@ -77,12 +78,16 @@ class Plane:
 _planes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Plane]" = weakref.WeakKeyDictionary()
 # Bumped by reset(): planes of an older generation are closed on next use.
 _generation = 0
+# Closings under way (asyncio keeps only weak references to tasks).
+_closing: set[asyncio.Task[None]] = set()
 _scoped: contextvars.ContextVar[Plane | None] = contextvars.ContextVar("chat_storage_plane", default=None)
 
 
 def _build() -> Plane:
+    # An attempt that has not finished by connect + read timeout is given up
+    # (and retried), whatever it was waiting for: no request hangs.
     timeout = aiohttp.ClientTimeout(
-        total=None,
+        total=settings.DYNAMODB_CONNECT_TIMEOUT_SECONDS + settings.DYNAMODB_READ_TIMEOUT_SECONDS,
         connect=settings.DYNAMODB_CONNECT_TIMEOUT_SECONDS,
         sock_read=settings.DYNAMODB_READ_TIMEOUT_SECONDS,
     )
@@ -112,7 +117,10 @@ def plane() -> Plane:
     loop = asyncio.get_running_loop()
     current = _planes.get(loop)
     if current is not None and current.generation != _generation:
-        loop.create_task(current.close())
+        # Its calls under way finish on it; new ones go to the new plane.
+        closing = loop.create_task(current.close())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
         current = None
     if current is None or current.session.closed:
         current = _planes[loop] = _build()
@@ -120,10 +128,14 @@ def plane() -> Plane:
 
 
 async def close() -> None:
-    """Close the running loop's plane (at shutdown, or when a test's loop ends)."""
-    current = _planes.pop(asyncio.get_running_loop(), None)
+    """Close the running loop's plane (at shutdown, or when a test's loop
+    ends). It stays the loop's plane while what rides on it finishes."""
+    loop = asyncio.get_running_loop()
+    current = _planes.get(loop)
     if current is not None:
         await current.close()
+        if _planes.get(loop) is current:
+            del _planes[loop]
 
 
 def reset() -> None:
@@ -184,7 +196,7 @@ async def call(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
     except ValidationException as exc:
         log.error("DynamoDB %s refused: %s", operation, exc)
         raise ItemRejected("The item could not be stored") from exc
-    except _TRANSPORT_ERRORS as exc:
+    except Exception as exc:  # transport, throttling past the budget, a closed session, a garbled answer
         log.error("DynamoDB %s failed after %.1f s: %r", operation, time.monotonic() - started, exc)
         raise StorageUnavailable() from exc
 

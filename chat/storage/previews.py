@@ -3,16 +3,18 @@
 The room list reads the preview from METADATA, where the write that takes a
 message's seq puts it. LASTMESSAGE is for readers of the reference layout:
 after a message is stored, its preview is noted here, and a task per event
-loop writes the newest noted preview of each room, so under load a room
-gets one write per round however many messages it had. The write is
+loop writes, every LASTMESSAGE_WINDOW_MS, the newest noted preview of each
+room, so a room gets at most one write per window however many messages it
+had (the item lags that much behind METADATA). The write is
 conditional on `lastSeq`, so the item never moves back to an older message,
 whichever process writes last. A preview lost (storage down, a process
 stopping) leaves the item behind until the room's next message."""
 import asyncio
 import logging
 
+from django.conf import settings
+
 from chat import keys
-from chat.errors import StorageUnavailable
 from chat.storage import dynamo
 from chat.storage.dynamo import ConditionFailed
 from chat.storage.messages import PREVIEW_LENGTH, Message
@@ -24,6 +26,7 @@ class LastMessageWriter:
     def __init__(self) -> None:
         self._newest: dict[str, Message] = {}
         self._task: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # set at close: write without waiting
 
     def note(self, message: Message) -> None:
         current = self._newest.get(message.room_id)
@@ -34,12 +37,17 @@ class LastMessageWriter:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        """Write what is noted (at shutdown)."""
+        """Write what is noted now (at shutdown)."""
+        self._hurry.set()
         if self._task is not None:
             await self._task
 
     async def _run(self) -> None:
         while self._newest:
+            try:
+                await asyncio.wait_for(self._hurry.wait(), settings.LASTMESSAGE_WINDOW_MS / 1000)
+            except TimeoutError:
+                pass  # the window is over
             noted, self._newest = self._newest, {}
             await asyncio.gather(*(self._write(message) for message in noted.values()))
 
@@ -55,8 +63,8 @@ class LastMessageWriter:
             )
         except ConditionFailed:
             pass  # a newer message's preview is there already
-        except StorageUnavailable:
-            log.warning("LASTMESSAGE of room %s not written (seq %s)", message.room_id, message.seq)
+        except Exception:  # noqa: BLE001 (a lost preview must not stop the writer; the next message repairs it)
+            log.warning("LASTMESSAGE of room %s not written (seq %s)", message.room_id, message.seq, exc_info=True)
 
 
 def note_last_message(message: Message) -> None:
