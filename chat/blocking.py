@@ -1,10 +1,12 @@
-"""Run blocking work (boto3, JWKS fetches, the ORM) off the event loop.
+"""Run blocking work (a cold JWKS fetch, the ORM, the control plane's boto3
+scan) off the event loop; request-path storage calls are async and never
+come here.
 
 asgiref's default sync_to_async runs everything of a process on one thread;
-here blocking calls share a pool sized by BLOCKING_THREADS instead, so one slow
-DynamoDB call never stalls the others. The hop is a plain run_in_executor with
+here blocking calls share a pool sized by BLOCKING_THREADS instead, so one
+slow call never stalls the others. The hop is a plain run_in_executor with
 the caller's context: asgiref's wrapper costs about half a millisecond of CPU
-a call, which adds up at several calls per message."""
+a call."""
 import asyncio
 import contextvars
 import functools
