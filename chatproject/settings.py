@@ -6,13 +6,17 @@ set DJANGO_SECRET_KEY (the server refuses to start without it unless
 DJANGO_DEBUG is on).
 """
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+T = TypeVar("T")
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -26,20 +30,20 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.lower() in {"1", "true", "yes", "on"}
 
 
-def env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: T, kind: Callable[[str], T], what: str) -> T:
     value = env_str(name)
     try:
-        return int(value) if value else default
+        return kind(value) if value else default
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
+        raise ImproperlyConfigured(f"{name} must be {what}, not {value!r}") from exc
+
+
+def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "an integer")
 
 
 def env_float(name: str, default: float) -> float:
-    value = env_str(name)
-    try:
-        return float(value) if value else default
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+    return _env_number(name, default, float, "a number")
 
 
 def env_list(name: str) -> list[str]:
