@@ -15,6 +15,16 @@ class ProfileAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "decided_by", "decided_at", "created_at")
     actions = ("approve", "reject")
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Profile | None = None) -> tuple[str, ...]:
+        # A decision belongs to one user: renaming an approved profile to
+        # another id would approve that user with no event and no trace.
+        return self.readonly_fields + ("user_id",) if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Profile | None = None) -> bool:
+        # Deleting a decided profile would let it be re-created undecided,
+        # around the actions; rejecting is how a user is turned away.
+        return False
+
     def _decide(self, request: HttpRequest, queryset: QuerySet[Profile], status: str) -> None:
         user_ids = list(queryset.values_list("user_id", flat=True))
         count = verification.set_verification(user_ids=user_ids, status=status, decided_by=request.user)

@@ -47,3 +47,20 @@ def test_status_cannot_be_edited_around_the_actions(staff_client):
     client.post(f"/admin/chat/profile/{profile.pk}/change/", {"user_id": "u-edit", "nickname": "Ed", "status": "approved"})
     profile.refresh_from_db()
     assert profile.status == "pending"
+
+
+def test_a_decision_cannot_be_moved_to_another_user(staff_client):
+    client, _ = staff_client
+    approved = Profile.objects.create(user_id="u-approved", nickname="Abe", status="approved")
+    client.post(f"/admin/chat/profile/{approved.pk}/change/", {"user_id": "u-victim", "nickname": "Abe"})
+    approved.refresh_from_db()
+    assert approved.user_id == "u-approved"
+    assert not Profile.objects.filter(user_id="u-victim").exists()
+
+
+def test_profiles_cannot_be_deleted_around_the_decision_actions(staff_client):
+    client, _ = staff_client
+    profile = Profile.objects.create(user_id="u-keep", nickname="Kay", status="rejected")
+    assert client.post(f"/admin/chat/profile/{profile.pk}/delete/", {"post": "yes"}).status_code == 403
+    client.post("/admin/chat/profile/", {"action": "delete_selected", "_selected_action": [profile.pk], "post": "yes"})
+    assert Profile.objects.filter(user_id="u-keep", status="rejected").exists()
