@@ -256,6 +256,16 @@ async def test_concurrent_puts_share_batches_and_all_land(recorded):
     assert len(recorded.calls) < 120
 
 
+@pytest.mark.parametrize("max_in_flight", [1, 2, 4])
+async def test_writes_queued_while_every_slot_is_busy_are_all_written(max_in_flight):
+    """Batches that end together must still start the next: each write waits
+    for its own, with nobody else writing after it (the end of a storm)."""
+    writer = batching.WriteBatcher(max_in_flight=max_in_flight)
+    items = [put_request(PK="BATCH#tail", SK=f"ITEM#{n:03}") for n in range(200)]
+    await asyncio.wait_for(asyncio.gather(*(writer.write([item]) for item in items)), 20)
+    assert len(raw_items("BATCH#tail")) == 200
+
+
 async def test_writes_of_one_key_land_in_order_and_never_overlap(recorded):
     writer = batching.WriteBatcher()
     versions = [put_request(PK="BATCH#same", SK="ITEM", v=v) for v in range(6)]

@@ -127,6 +127,13 @@ class WriteBatcher:
                 entry.fail(StorageUnavailable())
         finally:
             self._in_flight.difference_update(entry.key for entry in batch)
+            # This batch's slot is free now, not only once the task's
+            # done-callback runs: batches ending together would otherwise
+            # each find every slot taken, and leave what is queued with
+            # nobody to write it and its writers waiting for ever.
+            this = asyncio.current_task()
+            if this is not None:
+                self._writing.discard(this)
             self._pump()
 
     async def _write(self, batch: list[_Pending]) -> None:
