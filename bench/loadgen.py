@@ -23,6 +23,8 @@ CHAT_VARIANTS = {"P", "PU", "B1", "L"}
 # history). PU is P served by uvicorn.
 CATCH_UP_VARIANTS = {"P", "PU"}
 PAGE = 100
+# How long a connect waits for the answer to its first ping.
+PONG_TIMEOUT_SECONDS = 60
 CATCH_UP_SECONDS = 300
 
 
@@ -65,8 +67,10 @@ class Client:
         self.socket = await connect(self.url, max_queue=None, open_timeout=60, ping_interval=None, compression=None)
         if self.variant in CHAT_VARIANTS:
             await self.socket.send('{"action":"ping"}')
-            while json.loads(await self.socket.recv()).get("type") != "pong":
-                pass
+            # A server that never answers fails this attempt, not the run.
+            async with asyncio.timeout(PONG_TIMEOUT_SECONDS):
+                while json.loads(await self.socket.recv()).get("type") != "pong":
+                    pass
         return time.monotonic() - started
 
     async def read(self) -> None:
