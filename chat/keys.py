@@ -20,6 +20,13 @@ Added by this project:
 | USER#{userId}         | PRESENCE                     | live connections, for presence |
 | USER#{userId}         | CLIENTMSG#{roomId}#{clientMessageId} | idempotent-send record |
 | ACTIVITY#{activityId} | METADATA                     | which room an activity has (created once) |
+| SERVERS               | SERVER#{owner}               | a server process's heartbeat (chat.services.liveness) |
+
+Every Connection and UserConnection item records the `owner` (server
+process) that holds its socket; the Connection item is also in GSI1 under
+GSI1PK = SERVERCONNECTIONS#{owner}, GSI1SK = its connection id, so the
+connections of a process that died are one Query away. All heartbeats share
+one small partition, so finding dead processes is one Query too.
 
 Indexes (GSI1, LSI1) are described in chat.storage.schema.
 
@@ -48,6 +55,8 @@ MESSAGE_RANGE_END = "MESSAGE#~"
 METADATA = "METADATA"
 LAST_MESSAGE = "LASTMESSAGE"
 SENT_SEQ_PREFIX = "sentSeq#"
+SERVERS_PK = "SERVERS"
+SERVER_PREFIX = "SERVER#"
 
 
 def _key(pk: str, sk: str) -> Key:
@@ -104,6 +113,14 @@ def participation(user_id: str, room_id: str) -> Key:
 
 def user_rooms_gsi_pk(user_id: str) -> str:
     return f"USERROOMS#{user_id}"
+
+
+def server_heartbeat(owner: str) -> Key:
+    return _key(SERVERS_PK, f"{SERVER_PREFIX}{owner}")
+
+
+def server_connections_gsi_pk(owner: str) -> str:
+    return f"SERVERCONNECTIONS#{owner}"
 
 
 def activity_room(activity_id: str, room_id: str) -> Key:

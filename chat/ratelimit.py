@@ -1,6 +1,8 @@
 """In-process rate limits: token buckets for request floods, and a throttle
 for events that only make sense now and then (typing). They are per server
-process; a client spread over several processes gets each one's allowance."""
+process; a client spread over several processes gets each one's allowance
+(chat.limits holds the per-user limits that span processes)."""
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -13,14 +15,16 @@ class TokenBucket:
         self.rate, self.burst = rate, burst
         self.tokens, self.stamp = float(burst), time.monotonic()
 
-    def allow(self) -> bool:
+    def take(self) -> int:
+        """Take a token and return 0, or return the milliseconds until one
+        will be there."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1:
-            return False
+            return max(1, math.ceil((1 - self.tokens) / self.rate * 1000))
         self.tokens -= 1
-        return True
+        return 0
 
 
 class KeyedBuckets:
@@ -30,12 +34,13 @@ class KeyedBuckets:
         self.rate, self.burst, self.size = rate, burst, size
         self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
 
-    def allow(self, key: Hashable) -> bool:
+    def take(self, key: Hashable) -> int:
+        """TokenBucket.take of the key's bucket."""
         bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst)
         self._buckets[key] = bucket
         if len(self._buckets) > self.size:
             self._buckets.popitem(last=False)
-        return bucket.allow()
+        return bucket.take()
 
 
 class Throttle:

@@ -12,7 +12,9 @@ from aiohttp import web
 
 from chat import storage
 from chat.errors import StorageUnavailable
+from chat.consumers import CLOSE_TRY_AGAIN
 from chat.storage import dynamo
+from tests.conftest import approve, new_room, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THROTTLED = {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}
@@ -120,3 +122,47 @@ async def test_numbers_come_back_exact():
     await dynamo.put({"PK": "DYNAMO#number", "SK": "ITEM", "n": big})
     item = await dynamo.get({"PK": "DYNAMO#number", "SK": "ITEM"})
     assert item["n"] == big and json.dumps(int(item["n"])) == str(big)
+
+
+async def test_a_deadline_bounds_a_call_with_its_retries(proxy, settings):
+    settings.DYNAMODB_READ_TIMEOUT_SECONDS, settings.DYNAMODB_RETRY_SECONDS = 3, 4
+    dynamo.reset()
+    proxy.frozen = True
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable), storage.deadline(0.5):
+        await storage.get_room("frozen")
+    with pytest.raises(StorageUnavailable), storage.deadline(0.5):
+        await storage.put_connection(storage.Connection("c-frozen", "u-frozen", "2026-01-01T00:00:00.000Z", 0))
+    assert time.monotonic() - started < 2 * 0.5 + 1  # not the 3 s of one read timeout
+
+
+async def test_a_send_is_answered_within_its_deadline_and_can_be_retried(proxy, settings, connect, issuer):
+    settings.DYNAMODB_READ_TIMEOUT_SECONDS, settings.DYNAMODB_RETRY_SECONDS = 3, 4
+    settings.SEND_DEADLINE_SECONDS = 1
+    dynamo.reset()
+    await approve("deadline-a")
+    room_id = await new_room("deadline-a", "deadline-b")
+    socket = await connect(issuer.token("deadline-a"))
+    send = {"action": "sendMessage", "chatRoomId": room_id, "content": "in time?", "clientMessageId": "d1"}
+    proxy.frozen = True
+    started = time.monotonic()
+    await socket.send_json_to(send)
+    refusal = await next_frame(socket, timeout=10)
+    assert time.monotonic() - started < 1 + 1
+    assert refusal["data"]["code"] == "STORAGE_UNAVAILABLE"
+    proxy.frozen = False
+    await socket.send_json_to(send)
+    assert (await next_frame(socket, timeout=10))["data"]["seq"] == 1
+    assert (await next_frame(socket))["type"] == "ack"
+    assert [m.content for m in (await storage.messages_page(room_id, limit=10))[0]] == ["in time?"]
+
+
+async def test_a_handshake_is_closed_with_4503_within_its_deadline(proxy, settings, connect, issuer):
+    settings.DYNAMODB_READ_TIMEOUT_SECONDS, settings.DYNAMODB_RETRY_SECONDS = 3, 4
+    settings.CONNECT_DEADLINE_SECONDS = 1
+    dynamo.reset()
+    proxy.frozen = True
+    socket = await connect(issuer.token("deadline-c"), ready=False)
+    started = time.monotonic()
+    assert await socket.receive_output(timeout=10) == {"type": "websocket.close", "code": CLOSE_TRY_AGAIN}
+    assert time.monotonic() - started < 1 + 1

@@ -5,14 +5,9 @@ storage session of its own, chat.storage.run_sync)."""
 import functools
 
 from chat import storage
-from chat.services.connections import (
-    OpenedConnection,
-    close_connection,
-    open_connection,
-    reap_expired_connections,
-    refresh_connection,
-)
+from chat.services.connections import OpenedConnection, close_connection, open_connection, refresh_connection
 from chat.services.messages import (
+    ADMIN_GROUP,
     HistoryPage,
     SendResult,
     history,
@@ -23,6 +18,7 @@ from chat.services.messages import (
     typing,
 )
 from chat.services.profiles import current_status, status_on_connect
+from chat.services.reaping import reap_dead_servers, reap_expired_connections
 from chat.services.rooms import MAX_PARTICIPANTS, RoomListing, create_room, join_activity, leave_room, list_rooms
 
 create_room_sync = functools.partial(storage.run_sync, create_room)
@@ -30,6 +26,7 @@ send_system_message_sync = functools.partial(storage.run_sync, send_system_messa
 reap_expired_connections_sync = functools.partial(storage.run_sync, reap_expired_connections)
 
 __all__ = [
+    "ADMIN_GROUP",
     "MAX_PARTICIPANTS",
     "HistoryPage",
     "OpenedConnection",
@@ -45,6 +42,7 @@ __all__ = [
     "list_rooms",
     "mark_read",
     "open_connection",
+    "reap_dead_servers",
     "reap_expired_connections",
     "reap_expired_connections_sync",
     "readable_room",

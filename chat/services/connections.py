@@ -1,4 +1,5 @@
-"""Connection lifecycle: registry, presence, expiry."""
+"""Connection lifecycle: registry, presence, expiry (reaping is in
+chat.services.reaping)."""
 import asyncio
 import logging
 import time
@@ -6,14 +7,16 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 
-from chat import delivery, events, storage
+from chat import delivery, storage
 from chat.auth import Identity
-from chat.blocking import run_blocking
+from chat.services.liveness import liveness
 from chat.services.profiles import status_on_connect
 from chat.errors import StorageUnavailable
 from chat.storage import Connection
 
 log = logging.getLogger(__name__)
+# Cleanups under way (asyncio keeps only weak references to tasks).
+_background: set["asyncio.Task[None]"] = set()
 
 
 @dataclass(frozen=True)
@@ -27,24 +30,31 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
     """Register a new connection of an authenticated user: profile (created
     pending on first sight), Connection and UserConnection items, presence,
     and the rooms it must receive. The four are independent, so they run at
-    once. Raises StorageUnavailable (with nothing of the connection left)."""
+    once, within CONNECT_DEADLINE_SECONDS. Raises StorageUnavailable (what
+    was written of the connection is deleted, in the background)."""
     now = storage.now_ms()
-    connection = Connection(
-        connection_id=connection_id,
-        user_id=identity.user_id,
-        connected_at=storage.iso_from_ms(now),
-        ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
-    )
-    outcomes = await asyncio.gather(
-        status_on_connect(identity),
-        storage.put_connection(connection),
-        storage.user_participations(identity.user_id),
-        storage.set_online(connection, now=now // 1000),
-        return_exceptions=True,
-    )
+    with storage.deadline(settings.CONNECT_DEADLINE_SECONDS):
+        # The process's first connection also writes its first heartbeat.
+        owner = await liveness().current_owner()
+        connection = Connection(
+            connection_id=connection_id,
+            user_id=identity.user_id,
+            connected_at=storage.iso_from_ms(now),
+            ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
+            owner=owner,
+        )
+        outcomes = await asyncio.gather(
+            status_on_connect(identity),
+            storage.put_connection(connection),
+            storage.user_participations(identity.user_id),
+            storage.set_online(connection, now=now // 1000),
+            return_exceptions=True,
+        )
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     if failures:
-        await _forget_quietly(connection)
+        forgetting = storage.spawn(_forget_quietly(connection))
+        _background.add(forgetting)
+        forgetting.add_done_callback(_background.discard)
         raise failures[0]
     status, _, participations, first = outcomes
     room_ids = [participation.room_id for participation in participations]
@@ -76,20 +86,3 @@ async def close_connection(connection: Connection, *, room_ids: list[str]) -> No
     await storage.delete_connection(connection.user_id, connection.connection_id)
     if await storage.set_offline(connection, now=int(time.time())):
         delivery.announce_presence(connection.user_id, room_ids, online=False)
-
-
-async def reap_expired_connections() -> int:
-    """Delete both items of every expired connection and close it if it is
-    still open somewhere. Returns how many were reaped."""
-    now = int(time.time())
-    expired = await run_blocking(lambda: list(storage.expired_connections(now=now)))
-    reaped = 0
-    for connection in expired:
-        if await storage.delete_expired_connection(connection, now=now):
-            reaped += 1
-            await delivery.to_users_quietly([connection.user_id], events.connection_reaped(connection.connection_id))
-            if await storage.set_offline(connection, now=now):
-                participations = await storage.user_participations(connection.user_id)
-                delivery.announce_presence(connection.user_id, [p.room_id for p in participations], online=False)
-    await delivery.flush_presence()  # a command's loop ends with this call
-    return reaped

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chat import delivery, events, storage, validation
+from django.conf import settings
+
+from chat import delivery, events, limits, storage, validation
 from chat.auth import Identity
 from chat.errors import NotAParticipant, StorageUnavailable
 from chat.events import Ack
@@ -22,6 +24,8 @@ CLIENT_MESSAGE_TTL = 86400
 # within 8 s), so a live send is never taken over.
 CLAIM_LEASE_MS = 40_000
 CLAIM_WAIT_SECONDS = 3.0
+# Best-effort writes under way (asyncio keeps only weak references to tasks).
+_background: set["asyncio.Task[None]"] = set()
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,17 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
     """Store a user's message, move the sender's read watermark to it, and
     deliver it to every connection of the room's participants except
     origin_channel, which shows it itself. Precondition: the sender is
-    verified. Raises NotAParticipant (also for a room that does not exist)
-    or StorageUnavailable; once this returns, the message is durable."""
+    verified. Raises RateLimited (the user's sends over all sockets and
+    processes, before anything is written), NotAParticipant (also for a room
+    that does not exist) or StorageUnavailable, at the latest
+    SEND_DEADLINE_SECONDS after the call; once this returns, the message is
+    durable."""
+    await limits.check_send(sender_id)
+    with storage.deadline(settings.SEND_DEADLINE_SECONDS):
+        return await _send(sender_id, request, origin_channel)
+
+
+async def _send(sender_id: str, request: validation.SendMessage, origin_channel: str | None) -> SendResult:
     message_id = str(uuid.uuid4())
     cid = request.client_message_id
     if cid is not None:
@@ -64,7 +77,7 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
     except Exception:
         # Nothing was stored: free the id for the client's retry.
         if cid is not None:
-            await _quietly(storage.release_client_message, sender_id, request.room_id, cid, message_id)
+            _later(storage.release_client_message, sender_id, request.room_id, cid, message_id)
         raise
     message = Message(
         message_id, request.room_id, sender_id, request.content, "user",
@@ -74,7 +87,7 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
     # retry waits for the lease rather than risk storing the message twice.
     await _store(message, allocation)
     if cid is not None:
-        await _quietly(storage.commit_client_message, sender_id, cid, message)
+        _later(storage.commit_client_message, sender_id, cid, message)
     await _deliver(message, skip_channel=origin_channel)
     return SendResult(ack=_ack(message), message=message)
 
@@ -86,7 +99,7 @@ async def _store(message: Message, allocation: Allocation) -> None:
     try:
         await storage.put_message(message)
     except StorageUnavailable:
-        await _quietly(storage.withdraw_preview, message, allocation.previous_preview)
+        _later(storage.withdraw_preview, message, allocation.previous_preview)
         raise
     storage.note_last_message(message)
 
@@ -135,13 +148,21 @@ async def _deliver(message: Message, *, skip_channel: str | None = None) -> None
         log.exception("live delivery of %s in room %s failed", message.message_id, message.room_id)
 
 
-async def _quietly(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-    """Best-effort storage work after a message is durable (or for cleanup):
-    a failure is logged, never turned into a failed send."""
-    try:
-        await fn(*args)
-    except StorageUnavailable:
-        log.warning("%s%r not applied", fn.__name__, args)
+def _later(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Best-effort storage work after a message is durable, or cleanup after
+    a failed send: it runs on its own, with the full retry budget, so it
+    neither delays the answer nor dies with the send's deadline. A failure
+    is logged, never turned into a failed send."""
+
+    async def apply() -> None:
+        try:
+            await fn(*args)
+        except StorageUnavailable:
+            log.warning("%s%r not applied", fn.__name__, args)
+
+    task = storage.spawn(apply())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def readable_room(identity: Identity, room_id: str) -> Room:

@@ -4,7 +4,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from chat import delivery, events, storage, validation
+from chat import delivery, events, limits, storage, validation
 from chat.auth import Identity
 from chat.errors import ActivityTaken, InvalidRequest, NotAParticipant, RoomNotFound
 from chat.services.messages import send_system_message
@@ -48,12 +48,15 @@ async def create_room(
 ) -> Room:
     """Create a room of 1-50 distinct participants (the creator added if
     missing; "direct" for exactly 2) and start delivering it to their open
-    connections, which get a `room` frame."""
+    connections, which get a `room` frame. A creator is held to
+    USER_ROOMS_PER_HOUR (RateLimited); trusted callers pass none."""
     members = _participants(participant_ids, creator_id)
     if name is not None and (not isinstance(name, str) or len(name) > 100):
         raise InvalidRequest("name must be a string of at most 100 characters")
     if activity_id is not None:
         validation.room_id(activity_id, field="activityId")
+    if creator_id is not None:
+        await limits.check_room_creation(creator_id)
     room_id = uuid.uuid4().hex
     if activity_id is not None and await storage.claim_activity(activity_id, room_id) != room_id:
         raise ActivityTaken()
@@ -95,10 +98,13 @@ async def list_rooms(user_id: str) -> list[RoomListing]:
 async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, bool]:
     """Join the activity's group room, creating it on first join. Returns
     the room and whether the caller was added (False: already a member).
-    Raises RoomFull for the 51st member."""
+    Raises RoomFull for the 51st member, and RateLimited when creating the
+    room would exceed the caller's USER_ROOMS_PER_HOUR (a fresh activity id
+    per join would otherwise create rooms without limit)."""
     validation.room_id(activity_id, field="activityId")
     room_id = await storage.activity_room_id(activity_id)
     if room_id is None:
+        await limits.check_room_creation(identity.user_id)
         room_id = await storage.claim_activity(activity_id, uuid.uuid4().hex)
     try:
         added = await storage.add_participant(
@@ -120,10 +126,13 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
     return room, added
 
 
-async def leave_room(identity: Identity, room_id: str) -> None:
+async def leave_room(identity: Identity, room_id: str, *, named: bool = True) -> None:
     """Remove the caller from the room; their connections stop receiving it.
+    The room hears "<nickname> left", or, unless named, only that a
+    participant left (an unverified user's nickname reaches nobody).
     Raises NotAParticipant."""
     if not await storage.remove_participant(room_id, identity.user_id):
         raise NotAParticipant()
     await delivery.to_users_quietly([identity.user_id], events.room_left(room_id))
-    await send_system_message(room_id=room_id, content=f"{identity.nickname} left")
+    content = f"{identity.nickname} left" if named else "A participant left"
+    await send_system_message(room_id=room_id, content=content)

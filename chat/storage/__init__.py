@@ -9,16 +9,18 @@ from chat.storage.connections import (
     Connection,
     delete_connection,
     delete_expired_connection,
+    delete_owned_connection,
     expired_connections,
     get_connection,
     online_users,
     put_connection,
+    server_connections,
     set_offline,
     set_online,
     user_connection_ids,
 )
 from chat.storage.control import create_table, delete_table, reset_client
-from chat.storage.dynamo import run_sync
+from chat.storage.dynamo import deadline, run_sync, spawn
 from chat.storage.messages import (
     Allocation,
     ClientMessage,
@@ -49,12 +51,14 @@ from chat.storage.rooms import (
     room_summaries,
     user_participations,
 )
+from chat.storage.servers import Heartbeat, beat, claim_dead_server, dead_servers, delete_heartbeat, start_heartbeat
 from chat.storage.time import iso_from_ms, now_ms
 
 __all__ = [
     "Allocation",
     "ClientMessage",
     "Connection",
+    "Heartbeat",
     "Message",
     "Participation",
     "Room",
@@ -64,11 +68,17 @@ __all__ = [
     "add_participant",
     "advance_read",
     "allocate",
+    "beat",
+    "claim_dead_server",
     "claim_activity",
     "commit_client_message",
     "create_table",
+    "dead_servers",
+    "deadline",
     "delete_connection",
     "delete_expired_connection",
+    "delete_heartbeat",
+    "delete_owned_connection",
     "delete_table",
     "expired_connections",
     "get_connection",
@@ -91,9 +101,12 @@ __all__ = [
     "room_summaries",
     "run_sync",
     "set_nickname",
+    "server_connections",
     "set_offline",
     "set_online",
     "set_verification_status",
+    "spawn",
+    "start_heartbeat",
     "take_over_client_message",
     "user_connection_ids",
     "user_participations",

@@ -8,7 +8,8 @@ load an item goes alone at once, and under load items share calls.
 
 Only puts and deletes that need no condition may come here: BatchWriteItem
 has none. No attempt to write an item starts later than WRITE_DEADLINE
-seconds after it was queued (its writer gets StorageUnavailable instead), so
+seconds after it was queued, nor after its writer's deadline (the writer
+gets StorageUnavailable instead), so
 a write is over within that plus one call with its retries: under the lease
 that keeps a retried idempotent send from storing its message twice.
 
@@ -35,7 +36,8 @@ class _Pending:
         self.request = request
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.key = _key_of(request)
-        self.deadline = time.monotonic() + WRITE_DEADLINE
+        left = dynamo.time_left()
+        self.deadline = time.monotonic() + (WRITE_DEADLINE if left is None else min(WRITE_DEADLINE, left))
 
     def expire(self) -> bool:
         """Whether this write must not start: over already, or too late
@@ -75,7 +77,13 @@ class WriteBatcher:
         pending = [_Pending(request) for request in requests]
         self._waiting.extend(pending)
         self._pump()
-        outcomes = await asyncio.gather(*(entry.future for entry in pending), return_exceptions=True)
+        done = asyncio.gather(*(entry.future for entry in pending), return_exceptions=True)
+        try:
+            # A batch already sent is not waited for past the deadline (it
+            # may still land, as after a timeout).
+            outcomes = await asyncio.wait_for(asyncio.shield(done), dynamo.time_left())
+        except TimeoutError:
+            raise StorageUnavailable("Storage is too slow, try again") from None
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -91,7 +99,7 @@ class WriteBatcher:
             batch = self._take()
             if not batch:
                 return
-            task = asyncio.get_running_loop().create_task(self._flush(batch))
+            task = dynamo.spawn(self._flush(batch))
             self._writing.add(task)
             task.add_done_callback(self._writing.discard)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat import keys
-from chat.storage import batching, control, dynamo
+from chat.storage import batching, control, dynamo, schema
 from chat.storage.dynamo import ConditionFailed
 
 # Presence is one item per user with an attribute per live connection,
@@ -19,6 +19,9 @@ class Connection:
     user_id: str
     connected_at: str
     ttl: int
+    # The server process holding the socket (chat.services.liveness); None
+    # on items written before processes were tracked.
+    owner: str | None = None
 
 
 async def put_connection(conn: Connection) -> None:
@@ -26,8 +29,12 @@ async def put_connection(conn: Connection) -> None:
     so a connect storm shares calls). Deletes run in the opposite order, so
     a UserConnection never exists without its Connection and the reaper,
     which scans Connection items, finds every pair."""
-    common = {"connectionId": conn.connection_id, "connectedAt": conn.connected_at, "ttl": conn.ttl}
-    await batching.put({**keys.connection(conn.connection_id), "Type": "Connection", "userId": conn.user_id, **common})
+    common = {"connectionId": conn.connection_id, "connectedAt": conn.connected_at, "ttl": conn.ttl, "owner": conn.owner}
+    by_owner: dict[str, str] = {}
+    if conn.owner is not None:
+        by_owner = {"GSI1PK": keys.server_connections_gsi_pk(conn.owner), "GSI1SK": conn.connection_id}
+    connection_item = {**keys.connection(conn.connection_id), "Type": "Connection", "userId": conn.user_id}
+    await batching.put({**connection_item, **common, **by_owner})
     await batching.put({**keys.user_connection(conn.user_id, conn.connection_id), "Type": "UserConnection", **common})
 
 
@@ -43,6 +50,7 @@ def _connection_from(values: dict[str, Any]) -> Connection:
         user_id=values["userId"],
         connected_at=values["connectedAt"],
         ttl=int(values["ttl"]),
+        owner=values.get("owner"),
     )
 
 
@@ -82,17 +90,48 @@ def expired_connections(*, now: int) -> Iterator[Connection]:
 async def delete_expired_connection(conn: Connection, *, now: int) -> bool:
     """Delete both items of conn if they are still expired (a live consumer
     may have refreshed them since the scan). Returns whether it did."""
-    condition = {
-        "ConditionExpression": "attribute_not_exists(#ttl) OR #ttl <= :now",
-        "ExpressionAttributeNames": {"#ttl": "ttl"},
-        "ExpressionAttributeValues": dynamo.values(now=now),
-    }
+    return await _delete_pair(
+        conn,
+        ConditionExpression="attribute_not_exists(#ttl) OR #ttl <= :now",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues=dynamo.values(now=now),
+    )
+
+
+async def server_connections(owner: str) -> list[Connection]:
+    """The connections a server process recorded as its own (GSI1; an
+    index read is eventually consistent, so only for a process that has
+    been dead for a while)."""
+    items = await dynamo.query(
+        IndexName=schema.SERVER_CONNECTIONS_INDEX,
+        KeyConditionExpression="GSI1PK = :pk",
+        ExpressionAttributeValues=dynamo.values(pk=keys.server_connections_gsi_pk(owner)),
+    )
+    return [_connection_from(item) for item in items]
+
+
+async def delete_owned_connection(conn: Connection) -> bool:
+    """Delete both items of conn if they still belong to conn.owner (items
+    of any other process are never touched). Returns whether the
+    Connection item was there to delete: of two reapers, one says yes."""
+    return await _delete_pair(
+        conn,
+        ConditionExpression="attribute_not_exists(PK) OR #owner = :owner",
+        ExpressionAttributeNames={"#owner": "owner"},
+        ExpressionAttributeValues=dynamo.values(owner=conn.owner),
+    )
+
+
+async def _delete_pair(conn: Connection, **condition: Any) -> bool:
+    """Delete UserConnection, then Connection (the reverse of put), each
+    under condition; False if either condition failed or the Connection
+    item was already gone."""
     try:
         await dynamo.delete(keys.user_connection(conn.user_id, conn.connection_id), **condition)
-        await dynamo.delete(keys.connection(conn.connection_id), **condition)
+        old = await dynamo.delete(keys.connection(conn.connection_id), ReturnValues="ALL_OLD", **condition)
     except ConditionFailed:
         return False
-    return True
+    return bool(old)
 
 
 # --- presence ---------------------------------------------------------------------

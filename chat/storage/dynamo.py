@@ -11,12 +11,13 @@ typed attribute values), so what is sent reads like the AWS documentation.
 Sync callers (management commands, the admin) go through run_sync, which
 gives the call a session of its own and closes it after."""
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
@@ -81,6 +82,8 @@ _generation = 0
 # Closings under way (asyncio keeps only weak references to tasks).
 _closing: set[asyncio.Task[None]] = set()
 _scoped: contextvars.ContextVar[Plane | None] = contextvars.ContextVar("chat_storage_plane", default=None)
+# When the request under way must have its answer (time.monotonic()).
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("chat_storage_deadline", default=None)
 
 
 def _build() -> Plane:
@@ -162,6 +165,36 @@ def run_sync(fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     return async_to_sync(scoped)()
 
 
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every storage call made inside the block (and in the tasks it starts)
+    gives up with StorageUnavailable once `seconds` have passed, retries
+    included: a request path answers within its budget however slow
+    DynamoDB is. A deadline inside another keeps the earlier of the two."""
+    at = time.monotonic() + seconds
+    outer = _deadline.get()
+    token = _deadline.set(at if outer is None else min(at, outer))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds until the current request's deadline, or None without one."""
+    at = _deadline.get()
+    return None if at is None else at - time.monotonic()
+
+
+def spawn(coroutine: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
+    """Start a task that serves more than the request that starts it (a
+    group commit, a coalescing writer, a best-effort cleanup): it runs
+    without that request's deadline."""
+    context = contextvars.copy_context()
+    context.run(_deadline.set, None)
+    return asyncio.get_running_loop().create_task(coroutine, context=context)
+
+
 # --- (de)serialisation ------------------------------------------------------------
 
 
@@ -186,11 +219,18 @@ def key_id(key: keys.Key | dict[str, Any]) -> tuple[str, str]:
 
 
 async def call(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """One request (with the client's retries). Raises ConditionFailed,
-    ItemRejected or StorageUnavailable."""
+    """One request (with the client's retries, within the request's
+    deadline if one is set). Raises ConditionFailed, ItemRejected or
+    StorageUnavailable."""
     started = time.monotonic()
+    left = time_left()
     try:
-        return await plane().client.send_request(action=operation, payload=payload)
+        if left is None:
+            return await plane().client.send_request(action=operation, payload=payload)
+        if left <= 0:
+            raise TimeoutError("the request's deadline has passed")
+        async with asyncio.timeout(left):
+            return await plane().client.send_request(action=operation, payload=payload)
     except ConditionalCheckFailed:
         raise ConditionFailed() from None
     except ValidationException as exc:
@@ -229,8 +269,10 @@ async def update(key: keys.Key, **request: Any) -> dict[str, Any]:
     return from_item(response.get("Attributes", {}))
 
 
-async def delete(key: keys.Key, **conditional: Any) -> None:
-    await call("DeleteItem", {"TableName": schema.table(), "Key": to_item(key), **conditional})
+async def delete(key: keys.Key, **conditional: Any) -> dict[str, Any]:
+    """DeleteItem; returns the attributes asked for with ReturnValues."""
+    response = await call("DeleteItem", {"TableName": schema.table(), "Key": to_item(key), **conditional})
+    return from_item(response.get("Attributes", {}))
 
 
 async def query(**request: Any) -> list[dict[str, Any]]:

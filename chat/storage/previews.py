@@ -34,7 +34,7 @@ class LastMessageWriter:
             return
         self._newest[message.room_id] = message
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = dynamo.spawn(self._run())
 
     async def close(self) -> None:
         """Write what is noted now (at shutdown)."""

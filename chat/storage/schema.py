@@ -13,6 +13,9 @@ SEQ_INDEX = "LSI1"
 # they joined): the reference's layout, kept so that its readers still find a
 # user's rooms there. This server reads participations by their primary key.
 USER_ROOMS_INDEX = "GSI1"
+# GSI1 also holds the Connection items (GSI1PK = SERVERCONNECTIONS#{owner},
+# GSI1SK = connection id): the reaper of a dead server process reads them.
+SERVER_CONNECTIONS_INDEX = USER_ROOMS_INDEX
 TTL_ATTRIBUTE = "ttl"
 
 

@@ -4,7 +4,10 @@ from chat import services
 
 
 class Command(BaseCommand):
-    help = "Delete expired connection items (both of each pair) and close those sockets."
+    help = (
+        "Delete expired connection items (both of each pair) and the connections of server processes"
+        " that died, and close those sockets."
+    )
 
     def handle(self, *args, **options):
         reaped = services.reap_expired_connections_sync()
