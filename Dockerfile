@@ -7,4 +7,4 @@ COPY manage.py ./
 COPY chatproject chatproject
 COPY chat chat
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py create_table && exec daphne -b 0.0.0.0 -p ${PORT:-8000} chatproject.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py create_table && exec python -m chatproject.serve -b 0.0.0.0 -p ${PORT:-8000} chatproject.asgi:application"]

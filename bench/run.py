@@ -50,7 +50,8 @@ def configure_django(workdir: Path, dynamodb_url: str, redis_url: str, run_id: s
         "DYNAMODB_ENDPOINT_URL": dynamodb_url, "DYNAMODB_TABLE": f"bench-{run_id}", "REDIS_URL": redis_url,
         "CHANNEL_PREFIX": f"bench-{run_id}", "LOG_LEVEL": "WARNING",
         # The load is the point: no per-socket or per-user limits in the way.
-        "SOCKET_RATE": "100000", "SOCKET_BURST": "100000",
+        "SOCKET_RATE": "100000", "SOCKET_BURST": "100000", "USER_SEND_RATE": "100000", "USER_SEND_BURST": "100000",
+        "USER_MAX_SOCKETS": "100000",
     }
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")

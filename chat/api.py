@@ -4,17 +4,29 @@ with the codes the socket uses."""
 import functools
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import auth, events, services, validation
+from chat import auth, events, services, validation, verification
 from chat.auth import Identity
-from chat.errors import AuthenticationFailed, ChatError, InvalidJson, InvalidRequest, NotFound, RateLimited
+from chat.errors import (
+    AuthenticationFailed,
+    ChatError,
+    Forbidden,
+    InvalidJson,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    VerificationRequired,
+)
 from chat.ratelimit import KeyedBuckets
 
 log = logging.getLogger(__name__)
@@ -23,11 +35,13 @@ View = Callable[..., Awaitable[JsonResponse]]
 _budgets: KeyedBuckets | None = None
 
 
-def _allow(user_id: str) -> bool:
+def _wait_ms(user_id: str) -> int:
+    """0 if the user may make a request in this process now, else how long
+    until they may."""
     global _budgets
     if _budgets is None:
         _budgets = KeyedBuckets(settings.API_RATE, settings.API_BURST)
-    return _budgets.allow(user_id)
+    return _budgets.take(user_id)
 
 
 class MethodNotAllowed(ChatError):
@@ -45,6 +59,8 @@ def _error(error: ChatError) -> JsonResponse:
     response = JsonResponse(events.error_body(error), status=error.status)
     if isinstance(error, AuthenticationFailed):
         response["WWW-Authenticate"] = 'Bearer realm="chat"'
+    if isinstance(error, RateLimited):
+        response["Retry-After"] = str(math.ceil(error.retry_after_ms / 1000))
     return response
 
 
@@ -59,8 +75,8 @@ def endpoint(*methods: str) -> Callable[[View], View]:
                 if request.method not in methods:
                     raise MethodNotAllowed()
                 identity = await auth.authenticate(_bearer(request))
-                if not _allow(identity.user_id):
-                    raise RateLimited()
+                if wait_ms := _wait_ms(identity.user_id):
+                    raise RateLimited(retry_after_ms=wait_ms)
                 return await view(request, identity, *args, **kwargs)
             except ChatError as error:
                 return _error(error)
@@ -73,9 +89,20 @@ def endpoint(*methods: str) -> Callable[[View], View]:
     return wrap
 
 
+async def _ensure_verified(identity: Identity) -> None:
+    """Unverified users read their rooms and nothing more: what they do
+    must not reach other people (a room's name, a "joined" message)."""
+    if await services.current_status(identity.user_id) != verification.APPROVED:
+        raise VerificationRequired()
+
+
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
+        raw = request.body
+    except RequestDataTooBig as exc:  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise PayloadTooLarge() from exc
+    try:
+        body = json.loads(raw or b"{}")
     except (ValueError, RecursionError) as exc:
         raise InvalidJson("Body is not valid JSON") from exc
     if not isinstance(body, dict):
@@ -84,14 +111,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
 
 
 def _int_params(request: HttpRequest, *names: str) -> dict[str, int | None]:
-    params: dict[str, int | None] = {}
-    for name in names:
-        raw = request.GET.get(name)
-        try:
-            params[name] = int(raw) if raw not in (None, "") else None
-        except ValueError as exc:
-            raise InvalidRequest(f"{name} must be an integer") from exc
-    return params
+    return {name: validation.query_int(request.GET.get(name), name) for name in names}
 
 
 def _listing(listing: services.RoomListing) -> dict[str, Any]:
@@ -114,6 +134,11 @@ async def rooms(request: HttpRequest, identity: Identity) -> JsonResponse:
     body = _json_body(request)
     if "participantIds" not in body:
         raise InvalidRequest("participantIds is required")
+    # Activities bind to a room on their first join; a caller naming one
+    # here could squat it for everybody who joins later. Staff may.
+    if body.get("activityId") is not None and services.ADMIN_GROUP not in identity.groups:
+        raise Forbidden("activityId is set by joining the activity")
+    await _ensure_verified(identity)
     room = await services.create_room(
         participant_ids=body["participantIds"],
         name=body.get("name"),
@@ -141,12 +166,14 @@ async def room_messages(request: HttpRequest, identity: Identity, room_id: str) 
 
 @endpoint("POST")
 async def leave(request: HttpRequest, identity: Identity, room_id: str) -> JsonResponse:
-    await services.leave_room(identity, validation.room_id(room_id))
+    verified = await services.current_status(identity.user_id) == verification.APPROVED
+    await services.leave_room(identity, validation.room_id(room_id), named=verified)
     return JsonResponse({"left": True, "chatRoomId": room_id})
 
 
 @endpoint("POST")
 async def join_activity(request: HttpRequest, identity: Identity, activity_id: str) -> JsonResponse:
+    await _ensure_verified(identity)
     room, added = await services.join_activity(identity, activity_id)
     return JsonResponse({"room": events.room_data(room), "joined": added}, status=201 if added else 200)
 

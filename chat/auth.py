@@ -19,6 +19,7 @@ from django.conf import settings
 
 from chat.blocking import run_blocking
 from chat.errors import AuthenticationFailed, AuthUnavailable, ChatError
+from chat.validation import nickname as valid_nickname
 from chat.validation import user_id as valid_user_id
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Identity:
     user_id: str
     nickname: str
     groups: tuple[str, ...] = ()
+    # The token's exp (Unix seconds); infinite for callers without a token.
+    expires_at: float = float("inf")
 
 
 class JwksCache:
@@ -174,9 +177,10 @@ def verify_token(token: str) -> Identity:
         subject = valid_user_id(claims["sub"])
     except ChatError as exc:
         raise AuthenticationFailed("Invalid subject") from exc
-    nickname = next((str(claims[c]) for c in NICKNAME_CLAIMS if claims.get(c)), subject)
+    claimed = (valid_nickname(claims[c]) for c in NICKNAME_CLAIMS if claims.get(c))
+    nickname = next((name for name in claimed if name), None) or valid_nickname(subject) or "user"
     groups = claims.get("cognito:groups") or ()
-    return Identity(user_id=subject, nickname=nickname[:100], groups=tuple(map(str, groups)))
+    return Identity(user_id=subject, nickname=nickname, groups=tuple(map(str, groups)), expires_at=float(claims["exp"]))
 
 
 def _key_id(token: str) -> str | None:

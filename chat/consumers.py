@@ -7,19 +7,24 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.utils import await_many_dispatch
+from asgiref.typing import ASGIReceiveCallable as Receive
+from asgiref.typing import ASGISendCallable as Send
 from django.conf import settings
 
-from chat import auth, delivery, events, services, validation, verification
+from chat import auth, backpressure, delivery, events, limits, services, validation, verification
 from chat.hub import hub
 from chat.ratelimit import TokenBucket, Throttle
 from chat.errors import (
     AuthenticationFailed,
     AuthUnavailable,
     ChatError,
+    DeliveryUnavailable,
     InvalidJson,
     InvalidRequest,
     NotAParticipant,
@@ -32,24 +37,35 @@ from chat.storage import Connection
 
 log = logging.getLogger(__name__)
 
-CLOSE_TRY_AGAIN = 1013
+# Close codes: autobahn (daphne) refuses any but 1000 and 3000-4999.
+CLOSE_TRY_AGAIN = 4503
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_EXPIRED = 4408
+CLOSE_TOO_MANY_SOCKETS = 4429
+CLOSE_TOO_SLOW = 4413
 # One typing event per user and room every 2 s, in this process.
 typing_throttle = Throttle(2.0)
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:
-    """Browsers send Origin: it must be listed in ALLOWED_ORIGINS, or, when
-    that is empty, match the Host header. Clients without Origin pass."""
+    """Browsers send Origin: it must be one of ALLOWED_ORIGINS ("*": any) or,
+    when that is empty, the origin of the Host header. Origins compare by
+    scheme, host and port, so look-alikes (`http://example.com.evil.net`,
+    `http://example.com:8000@evil`, `null`) fail. daphne puts no scheme in
+    a socket's scope (and TLS may end at a proxy): without one, the Host is
+    read in the Origin's scheme. Clients without Origin pass."""
     headers = dict(scope.get("headers", []))
-    origin = headers.get(b"origin", b"").decode("latin-1")
-    if not origin:
+    raw = headers.get(b"origin", b"").decode("latin-1")
+    if not raw or "*" in settings.ALLOWED_ORIGINS:
         return True
+    origin = validation.origin(raw)
+    if origin is None:
+        return False
     if settings.ALLOWED_ORIGINS:
-        return "*" in settings.ALLOWED_ORIGINS or origin in settings.ALLOWED_ORIGINS
-    return urlsplit(origin).netloc == headers.get(b"host", b"").decode("latin-1")
+        return origin in {validation.origin(entry) for entry in settings.ALLOWED_ORIGINS}
+    host = headers.get(b"host", b"").decode("latin-1")
+    return origin == validation.origin(host, scheme=scope.get("scheme", origin.scheme))
 
 
 def query_token(scope: dict[str, Any]) -> str | None:
@@ -70,8 +86,29 @@ def decode_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, A
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    too_slow = False  # closed for not reading: frames are no longer written
     identity: auth.Identity | None = None
     connection: Connection | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        """As channels' consumer, except that this socket's own channel is a
+        queue in this process rather than a subscription in Redis: only the
+        hub of this process writes to it (events for this socket, in order
+        with its frames). A handshake so costs Redis nothing per socket and
+        still completes, to be closed with a code, while Redis is down."""
+        self.scope = scope
+        self.channel_layer = None
+        self.channel_name = f"local.{uuid.uuid4().hex}"
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive, self._inbox.get], self.dispatch)
+        except StopConsumer:
+            pass
+
+    def post(self, event: dict[str, Any]) -> None:
+        """Queue a channel-layer event for this socket (called by the hub)."""
+        self._inbox.put_nowait(event)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch first closes stale ORM connections through plain
@@ -89,6 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # client never learns the code.
         await self.accept()
         self.joined: set[str] = set()
+        self.queued_bytes = backpressure.gauge(self.base_send)
         if not origin_allowed(self.scope):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
@@ -104,14 +142,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._register(identity)
 
     async def _register(self, identity: auth.Identity) -> None:
-        # Join the user's group before reading the verification status, so a
-        # decision made in between still reaches this connection.
-        await self._join(delivery.user_group(identity.user_id))
+        connection_id, opened = uuid.uuid4().hex, None
         try:
-            opened = await services.open_connection(identity=identity, connection_id=uuid.uuid4().hex)
-        except StorageUnavailable:
+            # Join the user's group before reading the verification status, so a
+            # decision made in between still reaches this connection. The
+            # socket's slot is claimed meanwhile; a refused socket writes nothing.
+            _, admitted = await asyncio.gather(
+                self._join(delivery.user_group(identity.user_id)),
+                limits.claim_socket(user_id=identity.user_id, socket_id=connection_id),
+            )
+            if admitted:
+                opened = await services.open_connection(identity=identity, connection_id=connection_id)
+        except (StorageUnavailable, DeliveryUnavailable) as error:
+            log.warning("connection of %s refused for now: %s", identity.user_id, error.message)
+            await limits.release_socket(user_id=identity.user_id, socket_id=connection_id)
             await self._leave_all()
             await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        if opened is None:
+            log.info("connection of %s refused: USER_MAX_SOCKETS are open", identity.user_id)
+            await self._leave_all()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
         self.identity, self.connection, self.verification = identity, opened.connection, opened.verification
         self.verified_at = time.monotonic()
@@ -119,7 +170,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.frame_budget = TokenBucket(settings.SOCKET_RATE, settings.SOCKET_BURST)
         self.registry_lock = asyncio.Lock()
         self._refresher = asyncio.create_task(self._keep_alive())
-        await asyncio.gather(*(self._join_room(room_id) for room_id in opened.room_ids))
+        self._expiry = asyncio.create_task(self._close_at_expiry())
+        try:
+            await asyncio.gather(*(self._join_room(room_id) for room_id in opened.room_ids))
+        except DeliveryUnavailable:
+            await self.close(code=CLOSE_TRY_AGAIN)  # disconnect() unregisters it
 
     async def disconnect(self, code: int) -> None:
         if self.connection is None:
@@ -128,6 +183,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._leave_all()
         # Taking the lock waits for a refresh already under way, so it cannot
         # write the items back after they are deleted.
+        self._expiry.cancel()
         async with self.registry_lock:
             self._refresher.cancel()
             connection, self.connection = self.connection, None
@@ -135,6 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await services.close_connection(connection, room_ids=sorted(self.rooms))
             except StorageUnavailable:
                 log.warning("connection %s left for the reaper", connection.connection_id)
+        await limits.release_socket(user_id=connection.user_id, socket_id=connection.connection_id)
 
     async def _join(self, group: str) -> None:
         await hub().subscribe(self, group)
@@ -157,7 +214,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _keep_alive(self) -> None:
         """Keep the registry items from expiring while the socket lives (the
-        hub renews group memberships)."""
+        hub renews group memberships), and its slot among the user's
+        sockets, which lapses within minutes so that a dead process's
+        sockets soon stop counting."""
+        await asyncio.gather(self._keep_registry(), self._keep_slot())
+
+    async def _keep_slot(self) -> None:
+        user_id, socket_id = self.identity.user_id, self.connection.connection_id
+        while True:
+            await asyncio.sleep(settings.USER_SOCKET_SLOT_SECONDS / 3)
+            await limits.refresh_socket(user_id=user_id, socket_id=socket_id)
+
+    async def _keep_registry(self) -> None:
         while True:
             await asyncio.sleep(settings.CONNECTION_REFRESH_SECONDS)
             async with self.registry_lock:
@@ -168,23 +236,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 except Exception:
                     log.exception("could not refresh connection %s", self.connection.connection_id)
 
+    async def _close_at_expiry(self) -> None:
+        """Close the socket with 4401 when its token expires (plus the
+        leeway), unless an authenticate frame has moved that time on."""
+        while (left := self.identity.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:
+            await asyncio.sleep(left)
+        log.info("connection of %s closed: its token expired", self.identity.user_id)
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
+    def _expired(self) -> bool:
+        return time.time() >= self.identity.expires_at + settings.JWT_LEEWAY_SECONDS
+
     # --- client frames -------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.connection is None:
             return  # refused or closing: frames that raced the close are ignored
+        if self._expired():  # the timer may not have fired yet
+            if not self._expiry.done():
+                self._expiry.cancel()
+                await self.close(code=CLOSE_UNAUTHORIZED)
+            return
         action = None
         try:
-            if not self.frame_budget.allow():
-                raise RateLimited()
+            if wait_ms := self.frame_budget.take():
+                raise RateLimited(retry_after_ms=wait_ms)
             frame = decode_frame(text_data, bytes_data)
             action = frame.get("action")
             await self._handler(action)(frame)
         except ChatError as error:
-            await self.send_frame(events.error_frame(error, action if isinstance(action, str) else None))
+            await self.send_frame(events.error_frame(error, validation.echoed_action(action)))
         except Exception:
             log.exception("unexpected error handling %r", action)
-            await self.send_frame(events.error_frame(ChatError(), action if isinstance(action, str) else None))
+            await self.send_frame(events.error_frame(ChatError(), validation.echoed_action(action)))
 
     def _handler(self, action: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
         if not isinstance(action, str):
@@ -195,13 +279,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "markRead": self.on_mark_read,
             "typing": self.on_typing,
             "ping": self.on_ping,
+            "authenticate": self.on_authenticate,
         }
         if action not in handlers:
-            raise UnknownAction(f"Unknown action: {action[:64]}")
+            shown = validation.echoed_action(action)
+            raise UnknownAction(f"Unknown action: {shown}" if shown else None)
         return handlers[action]
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame(events.pong_frame())
+
+    async def on_authenticate(self, frame: dict[str, Any]) -> None:
+        """Extend the session with a fresh token of the same user. A token
+        that fails, or names another user, is refused and changes nothing."""
+        token = frame.get("token")
+        if not isinstance(token, str) or not token:
+            raise InvalidRequest("token must be a non-empty string")
+        identity = await auth.authenticate(token)
+        if identity.user_id != self.identity.user_id:
+            raise AuthenticationFailed("The token is for another user")
+        self.identity = identity
+        valid_until = identity.expires_at + settings.JWT_LEEWAY_SECONDS
+        await self.send_frame(events.authenticated_frame(identity.user_id, valid_until))
 
     async def on_send_message(self, frame: dict[str, Any]) -> None:
         request = validation.send_message(frame)
@@ -223,6 +322,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_mark_read(self, frame: dict[str, Any]) -> None:
         room_id = validation.room_id(frame.get("chatRoomId"))
         seq = validation.seq(frame.get("seq"), "seq")
+        await self._ensure_verified()  # read receipts reach the room
         watermark, moved = await services.mark_read(user_id=self.identity.user_id, room_id=room_id, seq=seq)
         if not moved:  # nobody else is told; this connection still learns where it stands
             await self.send_frame(events.read_frame(room_id, self.identity.user_id, watermark))
@@ -231,6 +331,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = validation.room_id(frame.get("chatRoomId"))
         if room_id not in self.rooms:
             raise NotAParticipant()
+        await self._ensure_verified()
         if not typing_throttle.ready((self.identity.user_id, room_id)):
             return  # dropped quietly: clients send one per keystroke
         await services.typing(user_id=self.identity.user_id, room_id=room_id)
@@ -247,7 +348,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise VerificationRequired()
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=events.encode(frame))
+        await self._write(events.encode(frame))
+
+    async def _write(self, text: str) -> None:
+        """Every frame to the client goes through here. Frames for a client
+        that does not read wait in this process's memory; past
+        SOCKET_SEND_BUFFER_BYTES the socket is closed with 4413 and gets
+        nothing more. The close frame queues behind that backlog, so daphne
+        drops the connection (and the backlog) when the peer has not answered
+        it within autobahn's close handshake timeout (1 s)."""
+        if self.too_slow:
+            return
+        await self.send(text_data=text)
+        if 0 < settings.SOCKET_SEND_BUFFER_BYTES < self.queued_bytes():
+            self.too_slow = True
+            log.info("closing a socket that does not read: %d bytes unsent", self.queued_bytes())
+            await self.close(code=CLOSE_TOO_SLOW)
 
     # --- channel-layer events ----------------------------------------------------------
 
@@ -257,7 +373,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if self.identity is not None and event.get("skip_user") == self.identity.user_id:
             return
-        await self.send(text_data=event["text"])
+        await self._write(event["text"])
 
     async def chat_verification(self, event: dict[str, Any]) -> None:
         self.verification, self.verified_at = event["status"], time.monotonic()
@@ -276,6 +392,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_reaped(self, event: dict[str, Any]) -> None:
         if self.connection is not None and event["connection_id"] == self.connection.connection_id:
             self._refresher.cancel()
+            self._expiry.cancel()
             self.connection = None  # its items are gone already
             await self._leave_all()
+            await limits.release_socket(user_id=self.identity.user_id, socket_id=event["connection_id"])
             await self.close(code=CLOSE_EXPIRED)

@@ -39,6 +39,14 @@ class InvalidRequest(ChatError):
     default_message = "Invalid request"
 
 
+class PayloadTooLarge(ChatError):
+    """The HTTP body is over DATA_UPLOAD_MAX_MEMORY_SIZE; it was not read."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+    default_message = "Request body is too large"
+
+
 class MessageTooLong(ChatError):
     """The content is longer than the limit, counted in UTF-16 code units."""
 
@@ -88,6 +96,22 @@ class AuthenticationFailed(ChatError):
     default_message = "Authentication failed"
 
 
+class DeliveryUnavailable(ChatError):
+    """The channel layer (Redis) could not be reached; nothing was delivered."""
+
+    code = "DELIVERY_UNAVAILABLE"
+    status = 503
+    default_message = "Live delivery is unavailable, try again"
+
+
+class Forbidden(ChatError):
+    """The caller is authenticated but may not do this (a staff-only field)."""
+
+    code = "FORBIDDEN"
+    status = 403
+    default_message = "Not allowed"
+
+
 class AuthUnavailable(ChatError):
     """The issuer's keys could not be fetched; not the client's fault."""
 
@@ -105,11 +129,16 @@ class RoomFull(ChatError):
 
 
 class RateLimited(ChatError):
-    """Too many requests; slow down."""
+    """Too many requests; slow down. retry_after_ms is how long until the
+    next attempt can succeed (clients see it as retryAfterMs)."""
 
     code = "RATE_LIMITED"
     status = 429
     default_message = "Too many requests, slow down"
+
+    def __init__(self, message: str | None = None, *, retry_after_ms: int):
+        super().__init__(message)
+        self.retry_after_ms = max(1, retry_after_ms)
 
 
 class NotFound(ChatError):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat import delivery
-from chat.errors import ChatError, VerificationRequired
-from chat.storage import Message, Room
+from chat.errors import ChatError, RateLimited, VerificationRequired
+from chat.storage import Message, Room, iso_from_ms
 
 Frame = dict[str, Any]
 DEFAULT_ROOM_NAMES = {"direct": "Direct message", "group": "Group chat"}
@@ -58,8 +58,15 @@ def room_data(room: Room) -> dict[str, Any]:
     }
 
 
+def _error_fields(error: ChatError) -> dict[str, Any]:
+    fields: dict[str, Any] = {"code": error.code, "message": error.message}
+    if isinstance(error, RateLimited):
+        fields["retryAfterMs"] = error.retry_after_ms
+    return fields
+
+
 def error_body(error: ChatError) -> dict[str, Any]:
-    return {"error": {"code": error.code, "message": error.message}}
+    return {"error": _error_fields(error)}
 
 
 # --- frames to clients ------------------------------------------------------------
@@ -86,7 +93,7 @@ def error_frame(error: ChatError, action: str | None) -> Frame:
     if isinstance(error, VerificationRequired):
         # The reference system's frame, kept as it was for existing clients.
         return {"type": "VERIFICATION_REQUIRED", "message": error.message}
-    return {"type": "error", "data": {"code": error.code, "message": error.message, "action": action}}
+    return {"type": "error", "data": {**_error_fields(error), "action": action}}
 
 
 def messages_frame(room_id: str, messages: list[dict[str, Any]], *, has_more: bool) -> Frame:
@@ -95,6 +102,12 @@ def messages_frame(room_id: str, messages: list[dict[str, Any]], *, has_more: bo
 
 def pong_frame() -> Frame:
     return {"type": "pong"}
+
+
+def authenticated_frame(user_id: str, valid_until: float) -> Frame:
+    """The session was extended: the socket stays open until valid_until
+    (Unix seconds: the new token's exp plus the server's leeway)."""
+    return {"type": "authenticated", "data": {"userId": user_id, "validUntil": iso_from_ms(int(valid_until * 1000))}}
 
 
 def verification_frame(status: str) -> Frame:

@@ -7,9 +7,9 @@ the process hands the already-encoded frame to each local socket directly,
 without a queue hop and a consumer dispatch per recipient.
 
 Frames (`chat.frame` events, or several in one `chat.frames`) are written to
-the sockets here; any other event
-is forwarded to each member consumer's own channel, so that it is handled in
-that consumer's order like any other message. An event that ends a
+the sockets here; any other event is posted to each member consumer's own
+queue (a local one, not the channel layer's), so that it is handled in that
+consumer's order like any other message. An event that ends a
 membership (`leaves`) ends it here first, at its place in the stream."""
 import asyncio
 import logging
@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from chat.errors import DeliveryUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +29,8 @@ class Member(Protocol):
     channel_name: str
 
     async def deliver_frame(self, event: dict[str, Any]) -> None: ...
+
+    def post(self, event: dict[str, Any]) -> None: ...
 
 
 class Hub:
@@ -44,10 +48,15 @@ class Hub:
             self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._renew())]
 
     async def subscribe(self, member: Member, group: str) -> None:
+        """Deliver the group's frames to member. Raises DeliveryUnavailable
+        when the channel layer cannot be reached."""
         async with self._lock:
-            await self._start()
-            if not self.members[group]:
-                await self.layer.group_add(group, self.channel)
+            if group not in self.members:
+                try:
+                    await self._start()
+                    await self.layer.group_add(group, self.channel)
+                except Exception as exc:  # Redis refused, timed out, or closed the connection
+                    raise DeliveryUnavailable() from exc
             self.members[group].add(member)
 
     async def unsubscribe(self, member: Member, group: str) -> None:
@@ -58,7 +67,10 @@ class Hub:
             local.discard(member)
             if not local:
                 del self.members[group]
-                await self.layer.group_discard(group, self.channel)
+                try:
+                    await self.layer.group_discard(group, self.channel)
+                except Exception:
+                    log.warning("could not leave group %s; the channel layer expires it", group)
 
     async def close(self) -> None:
         """Stop receiving and leave every group (for an orderly shutdown)."""
@@ -104,7 +116,7 @@ class Hub:
                     # when its consumer gets round to the event: frames sent
                     # after it (say, "X left") must not reach it.
                     await self.unsubscribe(member, event["leaves"])
-                await self.layer.send(member.channel_name, event)
+                member.post(event)
             except Exception:
                 log.exception("delivery of %s to %s failed", event["type"], member.channel_name)
 

@@ -1,13 +1,28 @@
 """Parsing and validation of client requests into typed values."""
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from chat.errors import InvalidRequest, MessageTooLong
 
 MAX_CONTENT_UTF16 = 5000
 MAX_CLIENT_MESSAGE_ID = 64
+MAX_ECHOED_ACTION = 64
+MAX_NICKNAME = 40
 ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The largest integer JavaScript holds exactly; DynamoDB's numbers hold it too
+# (a 40-digit one makes its Decimal context raise Rounded).
+MAX_SAFE_INTEGER = 2**53 - 1
+QUERY_INT = re.compile(r"[0-9]{1,16}")
+# Control, format (zero-width, BOM) and separator characters: no glyph, so
+# content made only of them shows as an empty bubble.
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# A socket's own scheme, as an Origin spells it.
+ORIGIN_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
 
 
 @dataclass(frozen=True)
@@ -28,10 +43,17 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+def visible(text: str) -> bool:
+    """Whether text has a character that is not white space, a control or a
+    format character. Unassigned code points count as visible: they may be
+    characters newer than this Python's Unicode tables."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in INVISIBLE_CATEGORIES for ch in text)
+
+
 def content(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRequest("content must be a string")
-    if not value.strip():
+    if not visible(value):
         raise InvalidRequest("content must not be empty")
     try:
         value.encode("utf-8")
@@ -39,6 +61,19 @@ def content(value: Any) -> str:
         raise InvalidRequest("content contains an unpaired surrogate") from exc
     if utf16_length(value) > MAX_CONTENT_UTF16:
         raise MessageTooLong(f"content is longer than {MAX_CONTENT_UTF16} UTF-16 code units")
+    return value
+
+
+def echoed_action(value: Any) -> str | None:
+    """A frame's action as its error frame may echo it: a string of at most
+    MAX_ECHOED_ACTION characters that UTF-8 can carry, else None. The wire
+    is UTF-8, so echoing a lone surrogate would fail the send itself."""
+    if not isinstance(value, str) or len(value) > MAX_ECHOED_ACTION:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
     return value
 
 
@@ -68,6 +103,15 @@ def user_id(value: Any) -> str:
     return value
 
 
+def nickname(value: Any) -> str:
+    """A display name as it may reach other people (system messages say
+    "<nickname> joined"): control, format and unassigned characters (bidi
+    overrides, zero-width spaces, NUL) dropped, each run of whitespace made
+    one space, at most MAX_NICKNAME characters. Empty if nothing is left."""
+    text = "".join(" " if unicodedata.category(char).startswith("C") else char for char in str(value))
+    return " ".join(text.split())[:MAX_NICKNAME].rstrip()
+
+
 @dataclass(frozen=True)
 class GetMessages:
     room_id: str
@@ -80,9 +124,21 @@ MAX_PAGE = 100
 
 
 def seq(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequest(f"{field} must be a non-negative integer")
+    """A non-negative integer that JavaScript and DynamoDB both hold exactly."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SAFE_INTEGER:
+        raise InvalidRequest(f"{field} must be an integer from 0 to {MAX_SAFE_INTEGER}")
     return value
+
+
+def query_int(raw: str | None, field: str) -> int | None:
+    """A query parameter as a bounded integer (None when absent or empty).
+    Only ASCII digits: int() would also take signs, underscores, spaces
+    and other scripts' digits."""
+    if raw is None or raw == "":
+        return None
+    if not QUERY_INT.fullmatch(raw) or int(raw) > MAX_SAFE_INTEGER:
+        raise InvalidRequest(f"{field} must be an integer from 0 to {MAX_SAFE_INTEGER}")
+    return int(raw)
 
 
 def optional_seq(value: Any, field: str) -> int | None:
@@ -109,3 +165,33 @@ def get_messages(fields: dict[str, Any]) -> GetMessages:
     if request.after_seq is not None and request.before_seq is not None:
         raise InvalidRequest("give afterSeq or beforeSeq, not both")
     return request
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A web origin as browsers compare them: scheme, host and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def origin(value: str, *, scheme: str | None = None) -> Origin | None:
+    """Parse an Origin header or an ALLOWED_ORIGINS entry, or, given the
+    request's scheme, a Host header. ws/wss count as http/https, hosts are
+    lower-cased, default ports filled in. None for anything but exactly
+    scheme://host[:port]: `null`, a path, or user info, as in
+    `http://example.com:8000@evil` (whose host is `evil`)."""
+    text = value if scheme is None else f"{scheme}://{value}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return None
+    normal = ORIGIN_SCHEMES.get(parts.scheme.lower())
+    host = parts.hostname
+    if normal is None or not host or not HOST.fullmatch(host) or "@" in parts.netloc:
+        return None
+    if parts.path or "?" in text or "#" in text:
+        return None
+    return Origin(normal, host, DEFAULT_PORTS[normal] if port is None else port)

@@ -189,6 +189,11 @@ DYNAMODB_CONNECT_TIMEOUT_SECONDS = env_float("DYNAMODB_CONNECT_TIMEOUT_SECONDS",
 DYNAMODB_READ_TIMEOUT_SECONDS = env_float("DYNAMODB_READ_TIMEOUT_SECONDS", 3.0)
 DYNAMODB_RETRY_SECONDS = env_float("DYNAMODB_RETRY_SECONDS", 4.0)
 DYNAMODB_MAX_CONNECTIONS = env_int("DYNAMODB_MAX_CONNECTIONS", 100)
+# However slow DynamoDB is, a send is answered (ack or STORAGE_UNAVAILABLE)
+# within SEND_DEADLINE_SECONDS, and a connect is registered or closed with
+# 4503 within CONNECT_DEADLINE_SECONDS: the retries above stop there.
+SEND_DEADLINE_SECONDS = env_float("SEND_DEADLINE_SECONDS", 5.0)
+CONNECT_DEADLINE_SECONDS = env_float("CONNECT_DEADLINE_SECONDS", 5.0)
 # Threads that run blocking calls (the JWKS fetch, the ORM, the control
 # plane's boto3: the reaper's scan) off the event loop.
 BLOCKING_THREADS = env_int("BLOCKING_THREADS", 32)
@@ -211,6 +216,19 @@ PRESENCE_WINDOW_MS = env_int("PRESENCE_WINDOW_MS", 250)
 # LASTMESSAGE items are written at most once per room per window.
 LASTMESSAGE_WINDOW_MS = env_int("LASTMESSAGE_WINDOW_MS", 1000)
 CONNECTION_REFRESH_SECONDS = env_int("CONNECTION_REFRESH_SECONDS", 3600)
+# Each server process writes a heartbeat every SERVER_HEARTBEAT_SECONDS; one
+# not renewed for SERVER_DEAD_AFTER_SECONDS is dead, and some other process,
+# looking every SERVER_REAP_SECONDS (+-20%), reaps its connections: with the
+# defaults, within about 80 s of a crash (chat/services/liveness.py).
+SERVER_HEARTBEAT_SECONDS = env_int("SERVER_HEARTBEAT_SECONDS", 15)
+SERVER_DEAD_AFTER_SECONDS = env_int("SERVER_DEAD_AFTER_SECONDS", 45)
+SERVER_REAP_SECONDS = env_int("SERVER_REAP_SECONDS", 15)
+if min(SERVER_HEARTBEAT_SECONDS, SERVER_REAP_SECONDS) < 1 or SERVER_DEAD_AFTER_SECONDS < 2 * SERVER_HEARTBEAT_SECONDS:
+    # A heartbeat that is late by one slow write must not look like a death.
+    raise ImproperlyConfigured(
+        "SERVER_HEARTBEAT_SECONDS and SERVER_REAP_SECONDS must be at least 1,"
+        " and SERVER_DEAD_AFTER_SECONDS at least twice SERVER_HEARTBEAT_SECONDS"
+    )
 # An approved status cached by a socket is re-read after this long, in case
 # the event announcing a later rejection was lost.
 VERIFICATION_RECHECK_SECONDS = env_int("VERIFICATION_RECHECK_SECONDS", 60)
@@ -221,6 +239,28 @@ SOCKET_RATE = env_int("SOCKET_RATE", 20)
 SOCKET_BURST = env_int("SOCKET_BURST", 40)
 API_RATE = env_int("API_RATE", 10)
 API_BURST = env_int("API_BURST", 30)
+# Per user, over all sockets and processes (chat/limits.py, in the channel
+# layer's Redis). Sends: a person writes well under one message a second;
+# the burst lets a client flush a short offline outbox or a pasted list.
+# Sockets: one per tab or device, with room for sockets whose close the
+# server has not noticed yet; a slot lapses USER_SOCKET_SLOT_SECONDS after
+# its last refresh (every third of that), so a dead process's sockets free
+# theirs within minutes. Rooms: far above what people create by hand, far
+# below what a script would. A limits check waits this long for Redis, then
+# passes (fail open: see chat/limits.py).
+USER_SEND_RATE = env_float("USER_SEND_RATE", 2.0)
+USER_SEND_BURST = env_int("USER_SEND_BURST", 20)
+USER_MAX_SOCKETS = env_int("USER_MAX_SOCKETS", 20)
+USER_SOCKET_SLOT_SECONDS = env_int("USER_SOCKET_SLOT_SECONDS", 120)
+USER_ROOMS_PER_HOUR = env_int("USER_ROOMS_PER_HOUR", 30)
+LIMITS_REDIS_TIMEOUT_SECONDS = env_float("LIMITS_REDIS_TIMEOUT_SECONDS", 0.25)
+for _limit in ("USER_SEND_RATE", "USER_SEND_BURST", "USER_MAX_SOCKETS", "USER_SOCKET_SLOT_SECONDS", "USER_ROOMS_PER_HOUR"):
+    if globals()[_limit] <= 0:
+        raise ImproperlyConfigured(f"{_limit} must be positive")
+# Bytes a socket may have waiting in this process for a peer that does not
+# read (daphne only: chat/backpressure.py); past it the socket is closed
+# with 4413 and the client catches up by seq. 0: no cap.
+SOCKET_SEND_BUFFER_BYTES = env_int("SOCKET_SEND_BUFFER_BYTES", 1024 * 1024)
 
 # --- JWT -----------------------------------------------------------------------
 COGNITO_REGION = env_str("COGNITO_REGION") or AWS_REGION

@@ -47,7 +47,8 @@ def main() -> int:
         print(f"chat server on http://127.0.0.1:{port}  (WebSocket: ws://127.0.0.1:{port}/ws/?token=...)")
         print('dev token:  make manage ARGS="issue_token --sub alice --name Alice"')
         daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "chatproject.asgi:application"], cwd=ROOT
+            [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", port, "chatproject.asgi:application"],
+            cwd=ROOT,
         )
         return daphne.wait()
     except KeyboardInterrupt:

@@ -11,13 +11,15 @@ from typing import TypeVar
 
 import pytest
 import pytest_asyncio
+import redis
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from chat import auth, services, storage, verification
+from chat import auth, limits, services, storage, verification
 from chat.blocking import run_orm
 from chat.hub import hub
+from chat.services.liveness import liveness
 from chat.storage import dynamo
 from devtools.servers import Dynalite, redis_answers, start_local_redis, use_local_credentials
 from tests.issuer import AUDIENCE, ISSUER, TestIssuer
@@ -85,10 +87,23 @@ async def fresh_loop_clients() -> AsyncIterator[None]:
     """A channel layer per test: each async test has its own event loop, and
     channels-redis keeps receive state (a lock bound to one loop) that a
     test ending mid-receive would leave behind for the next one. The loop's
-    storage session is closed with it."""
+    storage session and limits client are closed with it."""
     channel_layers.backends.clear()
     yield
     await dynamo.close()
+    await limits.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits(backend: dict[str, str]) -> Iterator[None]:
+    """Per-user limits start afresh in each test: all tests of a run share
+    its prefix, and users reused across tests would carry counters over."""
+    yield
+    client = redis.Redis.from_url(backend["redis_url"])
+    stale = list(client.scan_iter(f"{backend['prefix']}:limits:*", count=1000))
+    if stale:
+        client.delete(*stale)
+    client.close()
 
 
 async def eventually(probe: Callable[[], T], timeout: float = 5) -> T:
@@ -161,8 +176,10 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
     yield open_socket
     for communicator in opened:
         await communicator.disconnect()
-    # Each test has its own event loop; the process's hub must not outlive it.
+    # Each test has its own event loop; the process's hub, heartbeat and
+    # reaper must not outlive it.
     await hub().close()
+    await liveness().close()
 
 
 async def approve(user_id: str, status: str = "approved") -> None:

@@ -1,9 +1,11 @@
 """The HTTP API, through Django's async test client, checked against the
 OpenAPI document."""
+import math
+
 import pytest
 
 from chat import api
-from tests.conftest import approve, new_room, next_frame
+from tests.conftest import approve, new_room, next_frame, quiet
 from tests.openapi import conforms
 from tests.test_storage import raw_items
 
@@ -12,9 +14,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def call(async_client, issuer):
-    """call(method, path, user, json=None) -> response, as user (None: no token)."""
+    """call(method, path, user, json=None) -> response, as user (None: no
+    token), approved first unless verified=False."""
+    approved: set[str] = set()
 
-    async def request(method: str, path: str, user: str | None, json: dict | None = None, **extra):
+    async def request(method: str, path: str, user: str | None, json: dict | None = None, *, verified: bool = True, **extra):
+        if user and verified and user not in approved:
+            await approve(user)
+            approved.add(user)
         headers = {"Authorization": f"Bearer {issuer.token(user, **extra)}"} if user else {}
         send = getattr(async_client, method)
         if json is None:
@@ -69,6 +76,17 @@ async def test_body_that_is_not_json_gets_invalid_json(async_client, issuer):
     assert conforms(response, "/chat/rooms", "post")["error"]["code"] == "INVALID_JSON"
 
 
+async def test_body_over_the_upload_limit_gets_413(async_client, issuer, settings, caplog):
+    body = '{"participantIds": ["x"], "name": "' + "a" * (3 * 1024 * 1024) + '"}'
+    assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = await async_client.post(
+        "/chat/rooms", data=body, content_type="application/json", headers={"Authorization": f"Bearer {issuer.token('x')}"}
+    )
+    assert response.status_code == 413
+    assert conforms(response, "/chat/rooms", "post")["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 @pytest.mark.parametrize(
     "method,path",
     [("get", "/chat/rooms"), ("post", "/chat/rooms"), ("get", "/chat/rooms/r1"), ("get", "/chat/rooms/r1/messages"),
@@ -100,7 +118,7 @@ async def test_admin_group_may_read_any_room(call):
 
 
 async def test_room_detail_has_newest_50_messages_oldest_first_with_read_by(call, connect, issuer, settings):
-    settings.SOCKET_RATE = settings.SOCKET_BURST = 1000  # 55 sends in a burst
+    settings.SOCKET_RATE = settings.SOCKET_BURST = settings.USER_SEND_BURST = 1000  # 55 sends in a burst
     await approve("talker")
     room_id = await new_room("talker", "listener")
     socket = await connect(issuer.token("talker"))
@@ -133,7 +151,11 @@ async def test_message_pages_walk_both_ways(call, connect, issuer):
     assert await seqs("afterSeq=7") == ([], False)
 
 
-@pytest.mark.parametrize("query", ["limit=101", "limit=0", "afterSeq=-1", "afterSeq=x", "afterSeq=1&beforeSeq=5"])
+@pytest.mark.parametrize(
+    "query",
+    ["limit=101", "limit=0", "afterSeq=-1", "afterSeq=x", "afterSeq=1&beforeSeq=5",
+     f"afterSeq={10**39}", f"beforeSeq={2**53}", f"limit={10**39}", "afterSeq=%EF%BC%91"],
+)
 async def test_bad_paging_parameters_get_400(call, query):
     room_id = await new_room("pager-2")
     response = await call("get", f"/chat/rooms/{room_id}/messages?{query}", "pager-2")
@@ -198,10 +220,11 @@ async def test_fifty_first_member_gets_409(call):
 
 async def test_leave_stops_delivery_and_announces(call, connect, issuer):
     await approve("stayer")
+    await approve("leaver")
     room_id = await new_room("stayer", "leaver", "third")
     stayer = await connect(issuer.token("stayer"))
     leaver = await connect(issuer.token("leaver"))
-    response = await call("post", f"/chat/rooms/{room_id}/leave", "leaver", nickname="Lee")
+    response = await call("post", f"/chat/rooms/{room_id}/leave", "leaver", verified=False, nickname="Lee")
     assert conforms(response, "/chat/rooms/{roomId}/leave", "post") == {"left": True, "chatRoomId": room_id}
     assert await next_frame(leaver) == {"type": "roomLeft", "data": {"chatRoomId": room_id}}
     assert (await next_frame(stayer))["data"]["content"] == "Lee left"
@@ -221,7 +244,9 @@ async def test_request_flood_gets_429(call, settings):
     finally:
         api._budgets = None
     assert [response.status_code for response in responses] == [200, 200, 429, 429]
-    assert conforms(responses[-1], "/chat/rooms")["error"]["code"] == "RATE_LIMITED"
+    error = conforms(responses[-1], "/chat/rooms")["error"]
+    assert error["code"] == "RATE_LIMITED"
+    assert responses[-1]["Retry-After"] == str(math.ceil(error["retryAfterMs"] / 1000))
 
 
 async def test_unknown_route_is_a_json_404(async_client):
@@ -230,11 +255,36 @@ async def test_unknown_route_is_a_json_404(async_client):
     assert response.json() == {"error": {"code": "NOT_FOUND", "message": "Not found"}}
 
 
-async def test_room_created_for_an_activity_is_the_one_joiners_get(call):
-    created = await call("post", "/chat/rooms", "organiser", {"participantIds": ["guest"], "activityId": "party-1"})
+async def test_only_staff_bind_an_activity_when_creating_a_room(call):
+    squat = await call("post", "/chat/rooms", "squatter", {"participantIds": ["guest"], "activityId": "party-1"})
+    assert squat.status_code == 403
+    assert conforms(squat, "/chat/rooms", "post")["error"]["code"] == "FORBIDDEN"
+    staff = {"participantIds": ["guest"], "activityId": "party-1"}
+    created = await call("post", "/chat/rooms", "organiser", staff, **{"cognito:groups": ["admin"]})
     room_id = conforms(created, "/chat/rooms", "post")["room"]["chatRoomId"]
     joined = await call("post", "/activities/party-1/join", "late-guest")
     assert conforms(joined, "/activities/{activityId}/join", "post")["room"]["chatRoomId"] == room_id
-    again = await call("post", "/chat/rooms", "organiser", {"participantIds": ["guest"], "activityId": "party-1"})
+    again = await call("post", "/chat/rooms", "organiser", staff, **{"cognito:groups": ["admin"]})
     assert again.status_code == 409
     assert conforms(again, "/chat/rooms", "post")["error"]["code"] == "ACTIVITY_TAKEN"
+
+
+async def test_an_unverified_user_reaches_nobody_over_http(call, connect, issuer):
+    await approve("member")
+    room_id = await new_room("member", "pending-p")
+    member = await connect(issuer.token("member"))
+    nickname = {"nickname": "ADMIN NOTICE: verify your account at http://evil.example/login"}
+    attempts = [
+        ("/chat/rooms", "/chat/rooms", {"participantIds": ["member"], "name": "Free prizes"}),
+        ("/activities/act-p/join", "/activities/{activityId}/join", None),
+    ]
+    for path, documented, body in attempts:
+        refused = await call("post", path, "pending-p", body, verified=False, **nickname)
+        assert refused.status_code == 403
+        assert conforms(refused, documented, "post")["error"]["code"] == "VERIFICATION_REQUIRED"
+    assert (await call("get", "/chat/rooms", "pending-p", verified=False)).status_code == 200
+    assert (await call("get", f"/chat/rooms/{room_id}", "pending-p", verified=False)).status_code == 200
+    left = await call("post", f"/chat/rooms/{room_id}/leave", "pending-p", verified=False, **nickname)
+    assert left.status_code == 200
+    assert (await next_frame(member))["data"]["content"] == "A participant left"
+    assert await quiet(member)

@@ -1,18 +1,20 @@
 """Who may open a socket: every refusal is an accepted socket closed with
 4401 that stores nothing and sends no frame."""
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from chat import storage
+from chat import auth, storage
 from chat.models import Profile
-from chat.consumers import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
+from chat.consumers import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED, origin_allowed
 from tests.issuer import AUDIENCE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,3 +130,106 @@ async def test_allowed_origins_setting_lists_browser_origins(connect, issuer, se
     assert await allowed.receive_json_from(timeout=5) == {"type": "pong"}
     refused = await connect(issuer.token("alice"), headers=[(b"host", b"api.example"), (b"origin", b"https://api.example")], ready=False)
     await assert_refused(refused, code=4403)
+
+
+def scope(origin: str, host: str = "chat.example", scheme: str | None = None) -> dict:
+    headers = [(b"host", host.encode()), (b"origin", origin.encode())]
+    return {"type": "websocket", "headers": headers, **({"scheme": scheme} if scheme else {})}
+
+
+@pytest.mark.parametrize(
+    "origin,host,scheme",
+    [
+        ("https://chat.example", "chat.example", "wss"),
+        ("https://chat.example", "chat.example:443", "wss"),
+        ("http://chat.example:80", "chat.example", "ws"),
+        ("http://CHAT.example:8000", "chat.example:8000", None),
+        ("https://chat.example", "chat.example", None),
+    ],
+)
+def test_origin_matches_host_by_scheme_host_and_port(settings, origin, host, scheme):
+    settings.ALLOWED_ORIGINS = []
+    assert origin_allowed(scope(origin, host, scheme))
+
+
+@pytest.mark.parametrize(
+    "origin,host,scheme",
+    [
+        ("http://chat.example.evil.net", "chat.example", None),
+        ("http://chat.example:8000@evil", "chat.example:8000", None),
+        ("http://evil@chat.example", "chat.example", None),
+        ("http://chat.example", "chat.example", "wss"),
+        ("https://chat.example", "chat.example", "ws"),
+        ("http://chat.example:8000", "chat.example", None),
+        ("null", "chat.example", None),
+        ("http://chat.example", "evil@chat.example", None),
+    ],
+)
+def test_look_alike_origins_do_not_match_host(settings, origin, host, scheme):
+    settings.ALLOWED_ORIGINS = []
+    assert not origin_allowed(scope(origin, host, scheme))
+
+
+@pytest.mark.parametrize(
+    "origin,allowed",
+    [
+        ("https://app.example", True),
+        ("https://app.example:443", True),
+        ("https://APP.example", True),
+        ("http://localhost:3000", True),
+        ("https://app.example.evil.net", False),
+        ("https://app.example:8443", False),
+        ("http://app.example", False),
+        ("https://app.example:443@evil", False),
+        ("null", False),
+        ("http://localhost:3001", False),
+    ],
+)
+def test_allowed_origins_compare_by_scheme_host_and_port(settings, origin, allowed):
+    settings.ALLOWED_ORIGINS = ["https://app.example", "http://localhost:3000/", "http://localhost:3000"]
+    assert origin_allowed(scope(origin, host="api.example")) is allowed
+
+
+async def test_look_alike_origin_is_closed_with_4403(connect, issuer):
+    headers = [(b"host", b"chat.example"), (b"origin", b"https://chat.example.evil.net")]
+    await assert_refused(await connect(issuer.token("alice"), headers=headers, ready=False), code=4403)
+
+
+def test_a_nickname_carries_no_control_characters_and_at_most_40_characters(issuer):
+    claimed = "\u202eADMIN\x00 NOTICE:\u200b\n\tverify your account at http://evil.example/login"
+    identity = auth.verify_token(issuer.token("nick", nickname=claimed))
+    assert identity.nickname == "ADMIN NOTICE: verify your account at htt"
+    assert auth.verify_token(issuer.token("blank", nickname="\x00\u200b ")).nickname == "tester"  # the next claim
+
+
+async def test_a_socket_is_closed_with_4401_when_its_token_expires(connect, issuer, settings):
+    settings.JWT_LEEWAY_SECONDS = 0
+    socket = await connect(issuer.token("short-lived", exp=int(time.time()) + 2))
+    assert await connection_count("short-lived") == 1
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_UNAUTHORIZED}
+    await socket.disconnect()
+    assert await connection_count("short-lived") == 0
+
+
+async def test_a_fresh_token_of_the_same_user_extends_the_session(connect, issuer, settings):
+    settings.JWT_LEEWAY_SECONDS = 0
+    socket = await connect(issuer.token("renewer", exp=int(time.time()) + 2))
+    fresh_exp = int(time.time()) + 600
+    await socket.send_json_to({"action": "authenticate", "token": issuer.token("renewer", exp=fresh_exp)})
+    answer = await socket.receive_json_from(timeout=5)
+    assert answer["type"] == "authenticated" and answer["data"]["userId"] == "renewer"
+    valid_until = datetime.fromisoformat(answer["data"]["validUntil"].replace("Z", "+00:00"))
+    assert valid_until.timestamp() == fresh_exp
+    await asyncio.sleep(3)
+    await socket.send_json_to({"action": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+
+
+async def test_a_token_of_another_user_or_a_bad_one_does_not_change_the_session(connect, issuer, settings):
+    settings.JWT_LEEWAY_SECONDS = 0
+    socket = await connect(issuer.token("holder", exp=int(time.time()) + 3))
+    for token in (issuer.token("someone-else"), issuer.token("holder", key=issuer.stranger_key), "", None):
+        await socket.send_json_to({"action": "authenticate", "token": token})
+        error = await socket.receive_json_from(timeout=5)
+        assert error["type"] == "error" and error["data"]["code"] in ("UNAUTHORIZED", "INVALID_REQUEST"), error
+    assert await socket.receive_output(timeout=6) == {"type": "websocket.close", "code": CLOSE_UNAUTHORIZED}

@@ -1,5 +1,6 @@
 """The socket protocol as a client sees it: sendMessage, errors, verification."""
 import asyncio
+import json
 import time
 
 import pytest
@@ -153,6 +154,38 @@ async def test_malformed_send_gets_invalid_request_and_stores_nothing(member, fi
     assert (await storage.messages_page(room_id, limit=100))[0] == []
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param({"action": "markRead", "chatRoomId": "ROOM", "seq": 10**39}, id="markRead-40-digits"),
+        pytest.param({"action": "markRead", "chatRoomId": "ROOM", "seq": 2**53}, id="markRead-2**53"),
+        pytest.param({"action": "getMessages", "chatRoomId": "ROOM", "afterSeq": 10**39}, id="afterSeq-40-digits"),
+        pytest.param({"action": "getMessages", "chatRoomId": "ROOM", "beforeSeq": 2**53}, id="beforeSeq-2**53"),
+    ],
+)
+async def test_numbers_beyond_what_javascript_holds_get_invalid_request(member, frame):
+    sender, room_id = member
+    frame = {k: (room_id if v == "ROOM" else v) for k, v in frame.items()}
+    await expect_error(sender, frame, "INVALID_REQUEST", frame["action"])
+
+
+@pytest.mark.parametrize("content", ["\x00", "\x00\x01\x7f", "\u200b\ufeff"], ids=["nul", "controls", "zero-width"])
+async def test_invisible_content_is_empty_and_stores_nothing(member, content):
+    sender, room_id = member
+    reply = await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "INVALID_REQUEST", "sendMessage")
+    assert reply["data"]["message"] == "content must not be empty"
+    assert (await storage.messages_page(room_id, limit=100))[0] == []
+
+
+@pytest.mark.parametrize("action", ["\ud800", "bad \udfff", "x" * 65], ids=["lone-surrogate", "embedded-surrogate", "long"])
+async def test_unknown_action_that_cannot_be_echoed_gets_null_action(member, action):
+    sender, _ = member
+    await sender.send_json_to({"action": action})
+    text = await sender.receive_from(timeout=5)
+    text.encode("utf-8")  # what daphne must send
+    assert json.loads(text) == {"type": "error", "data": {"code": "UNKNOWN_ACTION", "message": "Unknown action", "action": None}}
+
+
 async def test_action_that_is_not_a_string_gets_invalid_request(member):
     sender, _ = member
     await expect_error(sender, {"action": ["ping"]}, "INVALID_REQUEST")
@@ -260,6 +293,7 @@ async def test_frame_flood_gets_rate_limited_and_socket_survives(connect, issuer
     replies = [await next_frame(socket) for _ in range(5)]
     assert [r["type"] for r in replies[:3]] == ["pong"] * 3
     assert [r["data"]["code"] for r in replies[3:]] == ["RATE_LIMITED"] * 2
+    assert all(isinstance(r["data"]["retryAfterMs"], int) and r["data"]["retryAfterMs"] > 0 for r in replies[3:])
 
 
 async def test_a_burst_of_150_handshakes_all_succeed(connect, issuer):
@@ -273,3 +307,20 @@ async def test_rejection_whose_event_was_lost_applies_within_the_recheck_time(me
     await storage.set_verification_status("sender", "rejected")  # recorded, but its event was lost
     await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "still?"})
     assert (await next_frame(sender))["type"] == "VERIFICATION_REQUIRED"
+
+
+async def test_an_unverified_user_reaches_nobody_over_the_socket(connect, issuer):
+    await approve("friend-u")
+    room_id = await new_room("pending-u", "friend-u")
+    pending = await connect(issuer.token("pending-u"))
+    friend = await connect(issuer.token("friend-u"))
+    await friend.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "hi"})
+    assert (await next_frame(pending))["data"]["content"] == "hi"
+    for frame in ({"action": "typing", "chatRoomId": room_id}, {"action": "markRead", "chatRoomId": room_id, "seq": 1}):
+        await pending.send_json_to(frame)
+        assert (await next_frame(pending))["type"] == "VERIFICATION_REQUIRED"
+    await pending.send_json_to({"action": "getMessages", "chatRoomId": room_id})
+    assert [m["content"] for m in (await next_frame(pending))["data"]["messages"]] == ["hi"]
+    await next_frame(friend)  # its own message
+    await next_frame(friend)  # and the ack
+    assert await quiet(friend)

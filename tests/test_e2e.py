@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -32,9 +33,9 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws/?token={token}"
 
 
-def start_daphne(env: dict[str, str], port: int, log_path) -> subprocess.Popen:
+def start_daphne(env: dict[str, str], port: int, log_path, *options: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
+        [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(port), *options, "chatproject.asgi:application"],
         cwd=ROOT, env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
     )
     deadline = time.monotonic() + 30
@@ -47,6 +48,26 @@ def start_daphne(env: dict[str, str], port: int, log_path) -> subprocess.Popen:
             time.sleep(0.2)
 
 
+def server_env(backend: dict[str, str], workdir: Path, issuer_port: int, layer: str, name: str) -> dict[str, str]:
+    """The environment of daphne processes on this run's Redis and DynamoDB,
+    with a table and channel prefix of their own (suffixed with name) and
+    the dev issuer served on issuer_port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
+    env.update(
+        DJANGO_DEBUG="1",
+        JWT_DEV_ISSUER="1",
+        JWT_ISSUER=f"http://127.0.0.1:{issuer_port}/dev-issuer",
+        JWT_DEV_KEY_PATH=str(workdir / "dev-key.pem"),
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        DYNAMODB_ENDPOINT_URL=backend["endpoint"],
+        DYNAMODB_TABLE=f"{backend['table']}-{name}",
+        REDIS_URL=backend["redis_url"],
+        CHANNEL_PREFIX=f"{backend['prefix']}-{name}",
+        CHANNEL_LAYER=layer,
+    )
+    return env
+
+
 @pytest.fixture(scope="module", params=["redis-pubsub", "redis"])
 def servers(request, backend, tmp_path_factory):
     """Two daphne processes sharing Redis, the table and the database, as
@@ -54,19 +75,7 @@ def servers(request, backend, tmp_path_factory):
     Once per Redis channel layer, each time on a fresh table and database."""
     workdir = tmp_path_factory.mktemp("e2e")
     ports = [free_port(), free_port()]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
-    env.update(
-        DJANGO_DEBUG="1",
-        JWT_DEV_ISSUER="1",
-        JWT_ISSUER=f"http://127.0.0.1:{ports[0]}/dev-issuer",
-        JWT_DEV_KEY_PATH=str(workdir / "dev-key.pem"),
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
-        DYNAMODB_ENDPOINT_URL=backend["endpoint"],
-        DYNAMODB_TABLE=f"{backend['table']}-{request.param}",
-        REDIS_URL=backend["redis_url"],
-        CHANNEL_PREFIX=f"{backend['prefix']}-{request.param}",
-        CHANNEL_LAYER=request.param,
-    )
+    env = server_env(backend, workdir, ports[0], request.param, request.param)
     Server(env, ports[0]).manage("migrate", "--noinput", "-v", "0")
     Server(env, ports[0]).manage("create_table")
     processes = [start_daphne(env, port, workdir / f"daphne-{port}.log") for port in ports]

@@ -159,6 +159,7 @@ async def test_mark_read_is_validated_and_authorised(connect, issuer, pair):
     for bad in ({"chatRoomId": room_id}, {"chatRoomId": room_id, "seq": -1}, {"chatRoomId": room_id, "seq": True}):
         await a.send_json_to({"action": "markRead", **bad})
         assert (await next_frame(a))["data"]["code"] == "INVALID_REQUEST"
+    await approve("outsider-r")
     outsider = await connect(issuer.token("outsider-r"))
     await outsider.send_json_to({"action": "markRead", "chatRoomId": room_id, "seq": 1})
     assert (await next_frame(outsider))["data"]["code"] == "NOT_A_PARTICIPANT"
