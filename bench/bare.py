@@ -4,6 +4,7 @@ for what the load generator uses: ping/pong, and sendMessage answered with
 the message to every member of the room (the sender included) and an ack
 to the sender. Rooms come from the path (/l/{room}/), seqs from a counter.
 Usage: python -m bench.bare PORT"""
+
 import asyncio
 import json
 import sys
@@ -32,8 +33,14 @@ def message_frame(room: str, frame: dict[str, Any]) -> str:
     seqs[room] += 1
     now = time.time_ns() // 1_000_000
     data = {
-        "messageId": str(uuid.uuid4()), "chatRoomId": room, "senderId": "bare", "content": frame["content"],
-        "messageType": "user", "createdAt": iso_from_ms(now), "timestamp": now, "seq": seqs[room],
+        "messageId": str(uuid.uuid4()),
+        "chatRoomId": room,
+        "senderId": "bare",
+        "content": frame["content"],
+        "messageType": "user",
+        "createdAt": iso_from_ms(now),
+        "timestamp": now,
+        "seq": seqs[room],
         "clientMessageId": frame.get("clientMessageId"),
     }
     return json.dumps({"type": "message", "data": data}, separators=(",", ":"))

@@ -5,6 +5,7 @@ message, no auth, no persistence; the ceiling of the framework.
 B1, the reference system's algorithm, faithfully: the same auth and the same
 persistence as the product, then per message one query per participant for
 their connections, one after another, and one send per connection."""
+
 import json
 import os
 import time
@@ -54,7 +55,9 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         now = int(time.time())
-        self.connection = Connection(self.channel_name, self.identity.user_id, storage.iso_from_ms(now * 1000), now + 86400)
+        self.connection = Connection(
+            self.channel_name, self.identity.user_id, storage.iso_from_ms(now * 1000), now + 86400
+        )
         await storage.put_connection(self.connection)
 
     async def disconnect(self, code: int) -> None:
@@ -72,7 +75,9 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
         place = await storage.allocate(
             request.room_id, sender_id=self.identity.user_id, message_id=message_id, content=request.content
         )
-        message = Message(message_id, request.room_id, self.identity.user_id, request.content, "user", place.timestamp, place.seq)
+        message = Message(
+            message_id, request.room_id, self.identity.user_id, request.content, "user", place.timestamp, place.seq
+        )
         await storage.put_message(message)
         now = int(time.time())
         targets = []

@@ -5,6 +5,7 @@ orchestrator can count acknowledged messages a client never got.
 Usage: python -m bench.loadgen CONFIG.json RESULT.json
 
 The orchestrator (bench.run) merges the results of several such processes."""
+
 import asyncio
 import gc
 import json
@@ -105,8 +106,9 @@ class Client:
         while after + 1 in self.seqs:
             after += 1
         while True:
-            await self.socket.send(json.dumps(
-                {"action": "getMessages", "chatRoomId": self.room, "afterSeq": after, "limit": PAGE}))
+            await self.socket.send(
+                json.dumps({"action": "getMessages", "chatRoomId": self.room, "afterSeq": after, "limit": PAGE})
+            )
             page = await self.pages.get()
             self.seqs.update(message["seq"] for message in page["messages"])
             after = max([after] + [message["seq"] for message in page["messages"]])
@@ -149,13 +151,13 @@ async def open_all(clients: list[Client], concurrency: int) -> tuple[list[float]
             async with gate:
                 try:
                     return await client.open()
-                except (OSError, EOFError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                except (TimeoutError, OSError, EOFError, websockets.exceptions.WebSocketException):
                     client.socket = None
             await asyncio.sleep(0.5 * (attempt + 1))
         return None
 
     results = await asyncio.gather(*(one(client) for client in clients))
-    failed = [client for client, result in zip(clients, results) if result is None]
+    failed = [client for client, result in zip(clients, results, strict=True) if result is None]
     return [result for result in results if result is not None], failed
 
 
@@ -192,7 +194,7 @@ async def answered(recorder: Recorder, sent: int) -> None:
     """Wait (at most CATCH_UP_SECONDS) until every send has its ack or error:
     an overloaded server acknowledges long after the schedule ends."""
     deadline = time.monotonic() + CATCH_UP_SECONDS
-    while recorder.answers < sent and time.monotonic() < deadline:
+    while recorder.answers < sent and time.monotonic() < deadline:  # noqa: ASYNC110 (the reader tasks count answers; polling keeps them free of this wait)
         await asyncio.sleep(0.1)
 
 
@@ -208,8 +210,10 @@ async def catch_up(config: dict[str, Any], clients: list[Client]) -> list[dict[s
 
     tasks = [asyncio.create_task(one(client)) for client in clients]
     await asyncio.wait(tasks, timeout=CATCH_UP_SECONDS)
-    return [task.result() if task.done() and not task.exception() else {"room": client.room, "held": None}
-            for client, task in zip(clients, tasks)]
+    return [
+        task.result() if task.done() and not task.exception() else {"room": client.room, "held": None}
+        for client, task in zip(clients, tasks, strict=True)
+    ]
 
 
 async def main(config_path: str, result_path: str) -> None:
@@ -251,8 +255,12 @@ async def main(config_path: str, result_path: str) -> None:
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*(client.socket.close() for client in clients), return_exceptions=True)
-    result.update(deliveries=recorder.deliveries[:live], duplicates=recorder.duplicates, out_of_order=recorder.out_of_order,
-                  acks=recorder.acks)
+    result.update(
+        deliveries=recorder.deliveries[:live],
+        duplicates=recorder.duplicates,
+        out_of_order=recorder.out_of_order,
+        acks=recorder.acks,
+    )
     open(result_path, "w").write(json.dumps(result))
 
 

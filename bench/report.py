@@ -1,4 +1,5 @@
 """Turning raw load-generator results into numbers, a table, JSON and a plot."""
+
 import json
 import statistics
 from pathlib import Path
@@ -42,10 +43,13 @@ def summarise(name: str, raw: dict[str, Any], phases: list[dict[str, Any]], clie
     }
     if name == "W2":
         fixed = at_load(phases, FIXED_LOAD)
-        headline = {"capacity_deliveries_per_s": capacity(phases), "lost": sum(p["lost"] for p in phases),
-                    "failed_connects": raw["failed_connects"],
-                    f"p99_ms_at_{FIXED_LOAD}": _round(fixed["p99_ms"]) if fixed else None,
-                    "cpu_ms_per_1000_deliveries": headline["cpu_ms_per_1000_deliveries"]}
+        headline = {
+            "capacity_deliveries_per_s": capacity(phases),
+            "lost": sum(p["lost"] for p in phases),
+            "failed_connects": raw["failed_connects"],
+            f"p99_ms_at_{FIXED_LOAD}": _round(fixed["p99_ms"]) if fixed else None,
+            "cpu_ms_per_1000_deliveries": headline["cpu_ms_per_1000_deliveries"],
+        }
     # Catch-up by seq after the run (variants that acknowledge with a seq).
     headline.update(raw.get("catch_up") or {})
     summary["headline"] = headline
@@ -57,7 +61,9 @@ def capacity(phases: list[dict[str, Any]]) -> float:
     before the first failure: on a shared machine a low step can fail on one
     stray pause (a p99 over 7 s is the 7th-worst of 700 deliveries), while
     overload, open loop, fails every step above it."""
-    passing = [p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT]
+    passing = [
+        p for p in phases if p["p99_ms"] is not None and p["p99_ms"] <= P99_LIMIT_MS and p["loss_ratio"] <= LOSS_LIMIT
+    ]
     return _round(passing[-1]["deliveries_per_s"]) if passing else 0.0
 
 
@@ -75,7 +81,10 @@ def _median(values: list[float | None]) -> float | None:
 def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     """Per workload and headline metric, the median over repetitions."""
     return {
-        workload: {metric: _median([run[workload]["headline"][metric] for run in runs]) for metric in runs[0][workload]["headline"]}
+        workload: {
+            metric: _median([run[workload]["headline"][metric] for run in runs])
+            for metric in runs[0][workload]["headline"]
+        }
         for workload in runs[0]
     }
 
@@ -115,8 +124,12 @@ def ratios(table: dict[str, dict[str, dict[str, float | None]]], lowest_step: fl
         "W2 capacity P/B1 (target >= 5)": capacity_ratio(capacity_of("P"), capacity_of("B1"), lowest_step),
         f"p99 at {FIXED_LOAD} deliveries/s P/B0 (target <= 1)": _ratio(get("P", "W2", fixed), get("B0", "W2", fixed)),
         "W4 connects/s P/B0 (target >= 1)": _ratio(get("P", "W4", "connects_per_s"), get("B0", "W4", "connects_per_s")),
-        "W4 handshake p99 P/B0 (target <= 1)": _ratio(get("P", "W4", "handshake_p99_ms"), get("B0", "W4", "handshake_p99_ms")),
-        "P lost acknowledged messages, W1+W2+W3 (target 0)": _total([get("P", w, "lost_acknowledged") for w in ("W1", "W2", "W3")]),
+        "W4 handshake p99 P/B0 (target <= 1)": _ratio(
+            get("P", "W4", "handshake_p99_ms"), get("B0", "W4", "handshake_p99_ms")
+        ),
+        "P lost acknowledged messages, W1+W2+W3 (target 0)": _total(
+            [get("P", w, "lost_acknowledged") for w in ("W1", "W2", "W3")]
+        ),
         "W4 P KiB RSS per idle connection (target <= 64)": get("P", "W4", "rss_kib_per_idle_connection"),
         "W3 CPU per delivery P/B0": _ratio(cpu_of("P", "W3"), cpu_of("B0", "W3")),
         "W1 P p99 ms": get("P", "W1", "p99_ms"),
@@ -172,7 +185,9 @@ def write_report(run_id: str, params: dict[str, Any], runs: dict[str, list[dict[
     folder.mkdir(parents=True, exist_ok=True)
     table = {variant: medians(reps) for variant, reps in runs.items()}
     summary = ratios(table, lowest_step=params["w2_rates"][0] * params["room_size"])
-    (folder / f"{run_id}.json").write_text(json.dumps({"params": params, "medians": table, "ratios": summary, "runs": runs}, indent=1))
+    (folder / f"{run_id}.json").write_text(
+        json.dumps({"params": params, "medians": table, "ratios": summary, "runs": runs}, indent=1)
+    )
     print(f"\nmedians of {params['reps']} repetition(s); latency from planned send time")
     print(format_table(table))
     print()

@@ -5,6 +5,7 @@ uvicorn instead of daphne (PU), and the limit L: a bare `websockets` fan-out
 server with no framework and no storage (bench.bare).
 
 Prints a table and writes bench/results/<run>.json and <run>.png."""
+
 import argparse
 import json
 import os
@@ -22,35 +23,76 @@ from devtools.servers import ROOT, Dynalite, free_port, redis_answers, use_local
 RESULTS = ROOT / "bench" / "results"
 ISSUER = "http://bench.local/dev-issuer"
 APPS = {"P": "chatproject.asgi:application", "B0": "bench.baselines:application", "B1": "bench.baselines:application"}
-PATHS = {"P": "/ws/?token={token}", "PU": "/ws/?token={token}", "B0": "/b0/{room}/", "B1": "/b1/?token={token}",
-         "L": "/l/{room}/"}
+PATHS = {
+    "P": "/ws/?token={token}",
+    "PU": "/ws/?token={token}",
+    "B0": "/b0/{room}/",
+    "B1": "/b1/?token={token}",
+    "L": "/l/{room}/",
+}
 # The baselines as defined: the tutorial's RedisChannelLayer, and per-connection
 # sends through it for B1. P runs with its own default (redis-pubsub).
 BASELINE_LAYERS = {"B0": "redis", "B1": "redis"}
 FULL = {
-    "reps": 3, "clients": 2000, "room_size": 10, "rate_per_client": 0.1, "w1_seconds": 60, "w1_warmup": 10,
-    "w2_rates": [2, 5, 10, 20, 40, 80, 120, 160, 200, 250, 300], "w2_seconds": 10, "w2_warmup": 3,
-    "w3_members": 500, "w3_rate": 5, "w3_seconds": 30, "storm": 2000, "procs": 2,
-    "drain": 3, "settle": 60, "server_per_workload": True,
+    "reps": 3,
+    "clients": 2000,
+    "room_size": 10,
+    "rate_per_client": 0.1,
+    "w1_seconds": 60,
+    "w1_warmup": 10,
+    "w2_rates": [2, 5, 10, 20, 40, 80, 120, 160, 200, 250, 300],
+    "w2_seconds": 10,
+    "w2_warmup": 3,
+    "w3_members": 500,
+    "w3_rate": 5,
+    "w3_seconds": 30,
+    "storm": 2000,
+    "procs": 2,
+    "drain": 3,
+    "settle": 60,
+    "server_per_workload": True,
 }
 QUICK = {
-    "reps": 1, "clients": 100, "room_size": 10, "rate_per_client": 0.2, "w1_seconds": 4, "w1_warmup": 1,
-    "w2_rates": [5, 30], "w2_seconds": 3, "w2_warmup": 1,
-    "w3_members": 50, "w3_rate": 5, "w3_seconds": 2, "storm": 100, "procs": 1,
-    "drain": 1, "settle": 10, "server_per_workload": False,
+    "reps": 1,
+    "clients": 100,
+    "room_size": 10,
+    "rate_per_client": 0.2,
+    "w1_seconds": 4,
+    "w1_warmup": 1,
+    "w2_rates": [5, 30],
+    "w2_seconds": 3,
+    "w2_warmup": 1,
+    "w3_members": 50,
+    "w3_rate": 5,
+    "w3_seconds": 2,
+    "storm": 100,
+    "procs": 1,
+    "drain": 1,
+    "settle": 10,
+    "server_per_workload": False,
 }
 
 
 def configure_django(workdir: Path, dynamodb_url: str, redis_url: str, run_id: str) -> dict[str, str]:
     env = {
         # As deployed: DEBUG off (it records every SQL query).
-        "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": uuid.uuid4().hex,
-        "JWT_DEV_ISSUER": "1", "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": "chat-dev",
-        "JWT_DEV_KEY_PATH": str(workdir / "dev-key.pem"), "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-        "DYNAMODB_ENDPOINT_URL": dynamodb_url, "DYNAMODB_TABLE": f"bench-{run_id}", "REDIS_URL": redis_url,
-        "CHANNEL_PREFIX": f"bench-{run_id}", "LOG_LEVEL": "WARNING",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": uuid.uuid4().hex,
+        "JWT_DEV_ISSUER": "1",
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": "chat-dev",
+        "JWT_DEV_KEY_PATH": str(workdir / "dev-key.pem"),
+        "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+        "DYNAMODB_ENDPOINT_URL": dynamodb_url,
+        "DYNAMODB_TABLE": f"bench-{run_id}",
+        "REDIS_URL": redis_url,
+        "CHANNEL_PREFIX": f"bench-{run_id}",
+        "LOG_LEVEL": "WARNING",
         # The load is the point: no per-socket or per-user limits in the way.
-        "SOCKET_RATE": "100000", "SOCKET_BURST": "100000", "USER_SEND_RATE": "100000", "USER_SEND_BURST": "100000",
+        "SOCKET_RATE": "100000",
+        "SOCKET_BURST": "100000",
+        "USER_SEND_RATE": "100000",
+        "USER_SEND_BURST": "100000",
         "USER_MAX_SOCKETS": "100000",
     }
     os.environ.update(env)
@@ -115,8 +157,21 @@ def server_command(variant: str, port: int) -> list[str]:
     if variant == "L":
         return [sys.executable, "-m", "bench.bare", str(port)]
     if variant == "PU":
-        return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-                "--no-access-log", "--log-level", "warning", APPS["P"]]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            APPS["P"],
+        ]
     return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APPS[variant]]
 
 
@@ -125,12 +180,19 @@ class Server:
 
     def __init__(self, variant: str, env: dict[str, str], workdir: Path, tag: str):
         self.variant, self.port = variant, free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port), "CHANNEL_PREFIX": f"{env['CHANNEL_PREFIX']}-{tag}",
-                    "JWT_JWKS_URL": f"http://127.0.0.1:{self.port}/dev-issuer/.well-known/jwks.json"}
+        self.env = {
+            **os.environ,
+            **env,
+            "PORT": str(self.port),
+            "CHANNEL_PREFIX": f"{env['CHANNEL_PREFIX']}-{tag}",
+            "JWT_JWKS_URL": f"http://127.0.0.1:{self.port}/dev-issuer/.well-known/jwks.json",
+        }
         if variant in BASELINE_LAYERS:
             self.env["CHANNEL_LAYER"] = BASELINE_LAYERS[variant]
         log = open(workdir / f"server-{tag}.log", "w")
-        self.process = subprocess.Popen(server_command(variant, self.port), cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            server_command(variant, self.port), cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -138,7 +200,7 @@ class Server:
                 break
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server for {variant} did not start; see {log.name}")
+                    raise RuntimeError(f"the server for {variant} did not start; see {log.name}") from None
                 time.sleep(0.2)
         time.sleep(1)  # let the JWKS warm-up finish
 
@@ -170,23 +232,53 @@ def forget_connections() -> None:
     storage.run_sync(forget, list(storage.expired_connections(now=everything)))
 
 
-def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: str, *, mode: str,
-             phases: list[dict[str, Any]], procs: int, room_sizes: dict[str, int], drain: float,
-             settle_seconds: float) -> dict[str, Any]:
+def run_load(
+    server: Server,
+    clients: list[dict[str, Any]],
+    workdir: Path,
+    tag: str,
+    *,
+    mode: str,
+    phases: list[dict[str, Any]],
+    procs: int,
+    room_sizes: dict[str, int],
+    drain: float,
+    settle_seconds: float,
+) -> dict[str, Any]:
     """Run loadgen processes over the clients; returns merged raw results and server usage."""
     pid = server.process.pid
     settle(pid, timeout=settle_seconds)
-    start_seqs = room_seqs({c["room"] for c in clients}) if mode == "traffic" and server.variant in CATCH_UP_VARIANTS else {}
+    start_seqs = (
+        room_seqs({c["room"] for c in clients}) if mode == "traffic" and server.variant in CATCH_UP_VARIANTS else {}
+    )
     shares = [clients[i::procs] for i in range(procs)]
     workers = []
     for i, share in enumerate(shares):
-        config = {"variant": server.variant, "clients": share, "mode": mode, "proc": i, "seed": i,
-                  "concurrency": 100, "drain": drain, "phases": [{**p, "rate": p["rate"] / procs} for p in phases],
-                  "start_seqs": start_seqs}
+        config = {
+            "variant": server.variant,
+            "clients": share,
+            "mode": mode,
+            "proc": i,
+            "seed": i,
+            "concurrency": 100,
+            "drain": drain,
+            "phases": [{**p, "rate": p["rate"] / procs} for p in phases],
+            "start_seqs": start_seqs,
+        }
         path = workdir / f"load-{tag}-{i}.json"
         path.write_text(json.dumps(config))
-        workers.append((subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path), f"{path}.out"], cwd=ROOT,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True), path))
+        workers.append(
+            (
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.loadgen", str(path), f"{path}.out"],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ),
+                path,
+            )
+        )
     rss_idle = rss_bytes(pid)
     for worker, _ in workers:
         assert worker.stdout.readline().strip() == "open", "load generator failed to connect"
@@ -209,8 +301,16 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
     for worker, _ in workers:
         worker.wait()
     merged: dict[str, Any] = {
-        "sent": [], "deliveries": [], "handshakes": [], "acks": [], "holdings": [],
-        "duplicates": 0, "out_of_order": 0, "failed_connects": 0, "unanswered": 0, "refused": 0,
+        "sent": [],
+        "deliveries": [],
+        "handshakes": [],
+        "acks": [],
+        "holdings": [],
+        "duplicates": 0,
+        "out_of_order": 0,
+        "failed_connects": 0,
+        "unanswered": 0,
+        "refused": 0,
     }
     for _, path in workers:
         result = json.loads(Path(f"{path}.out").read_text())
@@ -222,8 +322,11 @@ def run_load(server: Server, clients: list[dict[str, Any]], workdir: Path, tag: 
     merged.update(usage, rss_idle=rss_idle, room_sizes=room_sizes)
     merged["catch_up"] = None
     if start_seqs:
-        merged["catch_up"] = {**acknowledged_loss(merged["acks"], merged.pop("holdings")),
-                              "refused_sends": merged["refused"], "unanswered_sends": merged["unanswered"]}
+        merged["catch_up"] = {
+            **acknowledged_loss(merged["acks"], merged.pop("holdings")),
+            "refused_sends": merged["refused"],
+            "unanswered_sends": merged["unanswered"],
+        }
     return merged
 
 
@@ -271,13 +374,17 @@ def phase_stats(raw: dict[str, Any], phases: list[dict[str, Any]]) -> list[dict[
         latencies = [lat for key, lat in raw["deliveries"] if key in keys]
         expected = sum(raw["room_sizes"][s["room"]] for s in measured)
         seconds = phase["duration"] - phase.get("warmup", 0)
-        stats.append({
-            "offered_deliveries_per_s": expected / seconds if seconds else 0,
-            "deliveries_per_s": len(latencies) / seconds if seconds else 0,
-            "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
-            "p999_ms": percentile(latencies, 0.999),
-            "lost": expected - len(latencies), "loss_ratio": (expected - len(latencies)) / expected if expected else 0,
-        })
+        stats.append(
+            {
+                "offered_deliveries_per_s": expected / seconds if seconds else 0,
+                "deliveries_per_s": len(latencies) / seconds if seconds else 0,
+                "p50_ms": percentile(latencies, 0.5),
+                "p99_ms": percentile(latencies, 0.99),
+                "p999_ms": percentile(latencies, 0.999),
+                "lost": expected - len(latencies),
+                "loss_ratio": (expected - len(latencies)) / expected if expected else 0,
+            }
+        )
     return stats
 
 
@@ -286,21 +393,37 @@ def workloads(params: dict[str, Any], shared: dict[str, Any]) -> dict[str, dict[
     chat_clients = [(users[i], rooms[i // size]) for i in range(params["clients"])]
     w1_rate = params["clients"] * params["rate_per_client"]
     return {
-        "W4": {"clients": [(users[i], rooms[(i // size) % len(rooms)]) for i in range(params["storm"])], "mode": "storm",
-               "phases": []},
-        "W1": {"clients": chat_clients, "mode": "traffic",
-               "phases": [{"rate": w1_rate, "duration": params["w1_seconds"] + params["w1_warmup"],
-                           "warmup": params["w1_warmup"]}]},
-        "W2": {"clients": chat_clients, "mode": "traffic",
-               "phases": [{"rate": rate, "duration": params["w2_seconds"], "warmup": params["w2_warmup"]}
-                          for rate in params["w2_rates"]]},
-        "W3": {"clients": [(users[i], shared["big_room"]) for i in range(params["w3_members"])], "mode": "traffic",
-               "phases": [{"rate": params["w3_rate"], "duration": params["w3_seconds"] + 2, "warmup": 2}]},
+        "W4": {
+            "clients": [(users[i], rooms[(i // size) % len(rooms)]) for i in range(params["storm"])],
+            "mode": "storm",
+            "phases": [],
+        },
+        "W1": {
+            "clients": chat_clients,
+            "mode": "traffic",
+            "phases": [
+                {"rate": w1_rate, "duration": params["w1_seconds"] + params["w1_warmup"], "warmup": params["w1_warmup"]}
+            ],
+        },
+        "W2": {
+            "clients": chat_clients,
+            "mode": "traffic",
+            "phases": [
+                {"rate": rate, "duration": params["w2_seconds"], "warmup": params["w2_warmup"]}
+                for rate in params["w2_rates"]
+            ],
+        },
+        "W3": {
+            "clients": [(users[i], shared["big_room"]) for i in range(params["w3_members"])],
+            "mode": "traffic",
+            "phases": [{"rate": params["w3_rate"], "duration": params["w3_seconds"] + 2, "warmup": 2}],
+        },
     }
 
 
-def measure(variant: str, params: dict[str, Any], shared: dict[str, Any], env: dict[str, str], workdir: Path,
-            rep: int) -> dict[str, Any]:
+def measure(
+    variant: str, params: dict[str, Any], shared: dict[str, Any], env: dict[str, str], workdir: Path, rep: int
+) -> dict[str, Any]:
     """Every workload once against a fresh server of `variant`; in the full
     run, a fresh one per workload: an overloaded server still works through
     queued frames long after its load generator is gone, and that must not
@@ -313,12 +436,25 @@ def measure(variant: str, params: dict[str, Any], shared: dict[str, Any], env: d
         for name, load in workloads(params, shared).items():
             if server is None:
                 server = Server(variant, env, workdir, f"{variant}-{rep}-{name}")
-            room_sizes = {room: params["room_size"] for room in shared["rooms"]} | {shared["big_room"]: params["w3_members"]}
-            clients = [{"url": server.url(shared["tokens"][user], room), "room": room, "index": i}
-                       for i, (user, room) in enumerate(load["clients"])]
-            raw = run_load(server, clients, workdir, f"{variant}-{rep}-{name}", mode=load["mode"],
-                           phases=load["phases"], procs=params["procs"], room_sizes=room_sizes,
-                           drain=params["drain"], settle_seconds=params["settle"])
+            room_sizes = {room: params["room_size"] for room in shared["rooms"]} | {
+                shared["big_room"]: params["w3_members"]
+            }
+            clients = [
+                {"url": server.url(shared["tokens"][user], room), "room": room, "index": i}
+                for i, (user, room) in enumerate(load["clients"])
+            ]
+            raw = run_load(
+                server,
+                clients,
+                workdir,
+                f"{variant}-{rep}-{name}",
+                mode=load["mode"],
+                phases=load["phases"],
+                procs=params["procs"],
+                room_sizes=room_sizes,
+                drain=params["drain"],
+                settle_seconds=params["settle"],
+            )
             if params["server_per_workload"]:
                 server.stop()
                 server = None
@@ -351,8 +487,9 @@ def main() -> int:
         return 2
     dynalite = None if os.environ.get("DYNAMODB_ENDPOINT_URL") else Dynalite(workdir / "dynamodb").start()
     try:
-        env = configure_django(workdir, os.environ.get("DYNAMODB_ENDPOINT_URL") or dynalite.url, redis_url,
-                               uuid.uuid4().hex[:8])
+        env = configure_django(
+            workdir, os.environ.get("DYNAMODB_ENDPOINT_URL") or dynalite.url, redis_url, uuid.uuid4().hex[:8]
+        )
         shared = prepare(params)
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants.split(",")}
         for rep in range(params["reps"]):

@@ -7,6 +7,7 @@ today's data plane (aiodynamo on aiohttp). Results feed
 docs/performance.md.
 
 Usage: python -m bench.storage_clients [PAIRS]"""
+
 import asyncio
 import json
 import sys
@@ -36,14 +37,22 @@ Pair = Callable[[int], Awaitable[None]]
 def requests(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     room = f"CHATROOM#bench-{n % 50}"
     update = {
-        "TableName": TABLE, "Key": {"PK": {"S": room}, "SK": {"S": "METADATA"}},
-        "UpdateExpression": "ADD lastSeq :one", "ExpressionAttributeValues": {":one": {"N": "1"}},
+        "TableName": TABLE,
+        "Key": {"PK": {"S": room}, "SK": {"S": "METADATA"}},
+        "UpdateExpression": "ADD lastSeq :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
         "ReturnValues": "UPDATED_NEW",
     }
-    put = {"TableName": TABLE, "Item": {
-        "PK": {"S": room}, "SK": {"S": f"MESSAGE#{time.time_ns()}#{uuid.uuid4()}"},
-        "content": {"S": "hello " * 10}, "senderId": {"S": "bench"}, "seq": {"N": str(n)},
-    }}
+    put = {
+        "TableName": TABLE,
+        "Item": {
+            "PK": {"S": room},
+            "SK": {"S": f"MESSAGE#{time.time_ns()}#{uuid.uuid4()}"},
+            "content": {"S": "hello " * 10},
+            "senderId": {"S": "bench"},
+            "seq": {"N": str(n)},
+        },
+    }
     return update, put
 
 
@@ -108,7 +117,8 @@ async def main(pairs: int) -> dict[str, dict[str, float]]:
     server = Dynalite(ROOT / "var" / "bench" / f"clients-{uuid.uuid4().hex[:6]}").start()
     try:
         boto3.client("dynamodb", endpoint_url=server.url, region_name="us-east-1").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("PK", "SK")],
         )

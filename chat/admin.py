@@ -18,7 +18,7 @@ class ProfileAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Profile | None = None) -> tuple[str, ...]:
         # A decision belongs to one user: renaming an approved profile to
         # another id would approve that user with no event and no trace.
-        return self.readonly_fields + ("user_id",) if obj is not None else self.readonly_fields
+        return (*self.readonly_fields, "user_id") if obj is not None else self.readonly_fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Profile | None = None) -> bool:
         # Deleting a decided profile would let it be re-created undecided,

@@ -1,6 +1,7 @@
 """The HTTP API under /chat/ and /activities/: JSON in and out, a Bearer ID
 token checked exactly like the socket's, errors as {"error": {code, message}}
 with the codes the socket uses."""
+
 import functools
 import json
 import logging

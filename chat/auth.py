@@ -6,6 +6,7 @@ a token names an unknown key (at most once per MIN_REFRESH_SECONDS, so random
 key ids cannot make us hammer the issuer), and a handshake never waits for a
 cold fetch longer than HANDSHAKE_WAIT_SECONDS, inside daphne's 5 s limit.
 """
+
 import asyncio
 import json
 import logging

@@ -24,6 +24,7 @@ Closing such a socket frees the buffer without help: autobahn queues the
 close frame behind the backlog and, when the peer has not answered it
 within closeHandshakeTimeout (daphne keeps autobahn's server default, 1 s),
 aborts the transport, which drops what it held."""
+
 import functools
 import logging
 from collections.abc import Callable

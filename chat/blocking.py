@@ -7,6 +7,7 @@ here blocking calls share a pool sized by BLOCKING_THREADS instead, so one
 slow call never stalls the others. The hop is a plain run_in_executor with
 the caller's context: asgiref's wrapper costs about half a millisecond of CPU
 a call."""
+
 import asyncio
 import contextvars
 import functools

@@ -1,5 +1,6 @@
 """The chat WebSocket: authenticate on connect, then decode each frame,
 validate it, authorise it and hand it to one service call. No storage here."""
+
 import asyncio
 import json
 import logging
@@ -9,17 +10,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.typing import ASGIReceiveCallable as Receive
+from asgiref.typing import ASGISendCallable as Send
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
-from asgiref.typing import ASGIReceiveCallable as Receive
-from asgiref.typing import ASGISendCallable as Send
 from django.conf import settings
 
 from chat import auth, backpressure, delivery, events, limits, services, validation, verification
-from chat.hub import hub
-from chat.ratelimit import TokenBucket, Throttle
 from chat.errors import (
     AuthenticationFailed,
     AuthUnavailable,
@@ -33,6 +32,8 @@ from chat.errors import (
     UnknownAction,
     VerificationRequired,
 )
+from chat.hub import hub
+from chat.ratelimit import Throttle, TokenBucket
 from chat.storage import Connection
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _close_at_expiry(self) -> None:
         """Close the socket with 4401 when its token expires (plus the
         leeway), unless an authenticate frame has moved that time on."""
-        while (left := self.identity.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:
+        # A loop, not an Event: authenticate moves the time on while we sleep.
+        while (left := self.identity.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(left)
         log.info("connection of %s closed: its token expired", self.identity.user_id)
         await self.close(code=CLOSE_UNAUTHORIZED)
@@ -315,7 +317,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_get_messages(self, frame: dict[str, Any]) -> None:
         request = validation.get_messages(frame)
         page = await services.history(
-            self.identity, request.room_id, after_seq=request.after_seq, before_seq=request.before_seq, limit=request.limit
+            self.identity,
+            request.room_id,
+            after_seq=request.after_seq,
+            before_seq=request.before_seq,
+            limit=request.limit,
         )
         await self.send_frame(events.messages_frame(request.room_id, page.messages, has_more=page.has_more))
 

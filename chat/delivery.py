@@ -4,6 +4,7 @@ Every connection subscribes (through its process's hub) to its user's group
 (verification changes, new rooms, reaping) and to one group per room it
 participates in. A room message is one group_send whatever the room size;
 events carry their group so each process's hub knows whose they are."""
+
 import asyncio
 import hashlib
 import logging

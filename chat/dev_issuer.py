@@ -3,6 +3,7 @@
 Its RSA key is created on first use under var/ and its JWKS is served over
 HTTP by this app, so dev tokens are verified exactly like Cognito's: fetched
 keys, signature, issuer, audience, expiry. Never enable it in production."""
+
 import hashlib
 import os
 import tempfile

@@ -1,6 +1,7 @@
 """The wire format: every frame the server sends to clients, every JSON body
 of the HTTP API, and every event that travels over the channel layer, is
 built here and nowhere else."""
+
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass

@@ -11,6 +11,7 @@ the sockets here; any other event is posted to each member consumer's own
 queue (a local one, not the channel layer's), so that it is handled in that
 consumer's order like any other message. An event that ends a
 membership (`leaves`) ends it here first, at its place in the stream."""
+
 import asyncio
 import logging
 import weakref

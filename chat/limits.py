@@ -12,6 +12,7 @@ and caught up by seq), and the in-process limits (SOCKET_RATE per socket,
 API_RATE per user and process) still bound what one client can do. With
 the in-memory channel layer (one process, development) there is no Redis
 and no per-user limit."""
+
 import asyncio
 import logging
 import math
@@ -45,7 +46,7 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate))
 return 0
-"""
+"""  # noqa: S105 (a Lua script, not a password)
 
 # KEYS[1]: a user's sockets, a sorted set of socket ids scored by expiry
 # (ms). ARGV: socket id, limit, lifetime (ms). Expired entries are dropped;

@@ -2,6 +2,7 @@
 for events that only make sense now and then (typing). They are per server
 process; a client spread over several processes gets each one's allowance
 (chat.limits holds the per-user limits that span processes)."""
+
 import math
 import time
 from collections import OrderedDict

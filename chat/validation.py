@@ -1,4 +1,5 @@
 """Parsing and validation of client requests into typed values."""
+
 import re
 import unicodedata
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 These functions use the ORM and are blocking; async callers use
 chat.blocking.run_orm. Every decision is also written to the user's PROFILE
 item, which is what the request path reads (chat.services.profiles)."""
+
 import asyncio
 import logging
 
@@ -63,7 +64,7 @@ async def _record(decisions: dict[str, str], before: dict[str, str]) -> None:
         return
     undo = [
         storage.set_verification_status(user_id, before.get(user_id, Profile.Status.PENDING))
-        for (user_id, outcome) in zip(decisions, outcomes)
+        for (user_id, outcome) in zip(decisions, outcomes, strict=True)
         if not isinstance(outcome, BaseException)
     ]
     for undone in await asyncio.gather(*undo, return_exceptions=True):

@@ -6,6 +6,7 @@ and writes it straight to its stream, not through `logging`, so no logging
 filter can reach it. Browsers must send the socket's token as `?token=`:
 a plain-HTTP request to /ws/ (a proxy that dropped the upgrade) or a client
 that puts the token on an API URL would leave it in the log."""
+
 from typing import Any
 from urllib.parse import unquote_plus
 

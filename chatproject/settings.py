@@ -5,6 +5,7 @@ README has the full table. Nothing here is secret by default: production must
 set DJANGO_SECRET_KEY (the server refuses to start without it unless
 DJANGO_DEBUG is on).
 """
+
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,7 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only, refused above otherwise)
 
 PORT = env_int("PORT", 8000)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]"]
@@ -254,7 +255,13 @@ USER_MAX_SOCKETS = env_int("USER_MAX_SOCKETS", 20)
 USER_SOCKET_SLOT_SECONDS = env_int("USER_SOCKET_SLOT_SECONDS", 120)
 USER_ROOMS_PER_HOUR = env_int("USER_ROOMS_PER_HOUR", 30)
 LIMITS_REDIS_TIMEOUT_SECONDS = env_float("LIMITS_REDIS_TIMEOUT_SECONDS", 0.25)
-for _limit in ("USER_SEND_RATE", "USER_SEND_BURST", "USER_MAX_SOCKETS", "USER_SOCKET_SLOT_SECONDS", "USER_ROOMS_PER_HOUR"):
+for _limit in (
+    "USER_SEND_RATE",
+    "USER_SEND_BURST",
+    "USER_MAX_SOCKETS",
+    "USER_SOCKET_SLOT_SECONDS",
+    "USER_ROOMS_PER_HOUR",
+):
     if globals()[_limit] <= 0:
         raise ImproperlyConfigured(f"{_limit} must be positive")
 # Bytes a socket may have waiting in this process for a peer that does not

@@ -4,6 +4,7 @@ Starts dynalite on var/dynamodb (unless DYNAMODB_ENDPOINT_URL is set),
 migrates, creates the table, then serves daphne on 127.0.0.1:$PORT. Falls back
 to the in-memory channel layer, loudly, when Redis does not answer. Ctrl-C
 stops everything it started."""
+
 import os
 import signal
 import subprocess
@@ -39,8 +40,10 @@ def main() -> int:
             os.environ["DYNAMODB_ENDPOINT_URL"] = dynalite.url
             print(f"local DynamoDB (dynalite) on {dynalite.url}, data in var/dynamodb")
         if os.environ.get("CHANNEL_LAYER", "redis-pubsub") != "memory" and not redis_answers(redis_url):
-            print(f"{BANNER}\nRedis does not answer at {redis_url}: using the IN-MEMORY channel layer.\n"
-                  f"Only this one process can deliver messages. Start Redis for anything real.\n{BANNER}")
+            print(
+                f"{BANNER}\nRedis does not answer at {redis_url}: using the IN-MEMORY channel layer.\n"
+                f"Only this one process can deliver messages. Start Redis for anything real.\n{BANNER}"
+            )
             os.environ["CHANNEL_LAYER"] = "memory"
         manage("migrate", "--noinput", "-v", "0")
         manage("create_table")

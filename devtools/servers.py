@@ -1,6 +1,7 @@
 """Local stand-ins for production services, for `make run` and the tests:
 dynalite (a DynamoDB-compatible server) and Redis. Only the project's tools
 use this; the app itself only ever sees an endpoint URL."""
+
 import os
 import shutil
 import signal

@@ -1,6 +1,7 @@
 """Fixtures on real services: dynalite (or DYNAMODB_ENDPOINT_URL), Redis (or
 REDIS_URL), and a JWKS served over HTTP. Each run gets its own table and
 channel-layer prefix, so runs never see each other's data."""
+
 import asyncio
 import os
 import threading
@@ -160,7 +161,9 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
     it also waits for a pong: the connection is then registered and joined."""
     opened: list[WebsocketCommunicator] = []
 
-    async def open_socket(token: str | None, *, headers: list | None = None, ready: bool = True) -> WebsocketCommunicator:
+    async def open_socket(
+        token: str | None, *, headers: list | None = None, ready: bool = True
+    ) -> WebsocketCommunicator:
         from chatproject.asgi import application  # here: it starts warming the JWKS of this run's issuer
 
         path = "/ws/" if token is None else f"/ws/?token={token}"

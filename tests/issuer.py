@@ -1,5 +1,6 @@
 """A stand-in for Cognito: RSA and EC keys of our own, whose JWKS is served
 over real HTTP so the server fetches and verifies exactly as in production."""
+
 import json
 import threading
 import time
@@ -59,8 +60,16 @@ class TestIssuer:
         self._server.shutdown()
         self._server.server_close()
 
-    def token(self, sub: str | None = None, *, key: Any = None, kid: str = "rsa-1", alg: str = "RS256",
-              drop: tuple[str, ...] = (), **claims: Any) -> str:
+    def token(
+        self,
+        sub: str | None = None,
+        *,
+        key: Any = None,
+        kid: str = "rsa-1",
+        alg: str = "RS256",
+        drop: tuple[str, ...] = (),
+        **claims: Any,
+    ) -> str:
         """An ID token for sub (a fresh id when None); claims override or add."""
         now = int(time.time())
         payload = {

@@ -1,4 +1,5 @@
 """Check HTTP responses against docs/openapi.json."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Staff decide verification in the Django admin."""
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -44,7 +45,9 @@ def test_bulk_action_records_decision_and_tells_open_connections(staff_client, a
 def test_status_cannot_be_edited_around_the_actions(staff_client):
     client, _ = staff_client
     profile = Profile.objects.create(user_id="u-edit", nickname="Ed")
-    client.post(f"/admin/chat/profile/{profile.pk}/change/", {"user_id": "u-edit", "nickname": "Ed", "status": "approved"})
+    client.post(
+        f"/admin/chat/profile/{profile.pk}/change/", {"user_id": "u-edit", "nickname": "Ed", "status": "approved"}
+    )
     profile.refresh_from_db()
     assert profile.status == "pending"
 

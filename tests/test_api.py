@@ -1,5 +1,6 @@
 """The HTTP API, through Django's async test client, checked against the
 OpenAPI document."""
+
 import math
 
 import pytest
@@ -18,7 +19,9 @@ def call(async_client, issuer):
     token), approved first unless verified=False."""
     approved: set[str] = set()
 
-    async def request(method: str, path: str, user: str | None, json: dict | None = None, *, verified: bool = True, **extra):
+    async def request(
+        method: str, path: str, user: str | None, json: dict | None = None, *, verified: bool = True, **extra
+    ):
         if user and verified and user not in approved:
             await approve(user)
             approved.add(user)
@@ -49,7 +52,9 @@ async def test_create_room_adds_caller_dedupes_and_types_by_size(call, connect, 
     announced = await next_frame(invitee)
     assert announced == {"type": "room", "data": room}
 
-    group = conforms(await call("post", "/chat/rooms", "api-a", {"participantIds": ["api-b", "api-c"]}), "/chat/rooms", "post")
+    group = conforms(
+        await call("post", "/chat/rooms", "api-a", {"participantIds": ["api-b", "api-c"]}), "/chat/rooms", "post"
+    )
     assert (group["room"]["type"], group["room"]["name"]) == ("group", "Group chat")
 
 
@@ -71,7 +76,10 @@ async def test_create_room_rejects_bad_bodies_with_400(call, body):
 
 async def test_body_that_is_not_json_gets_invalid_json(async_client, issuer):
     response = await async_client.post(
-        "/chat/rooms", data="{nope", content_type="application/json", headers={"Authorization": f"Bearer {issuer.token('x')}"}
+        "/chat/rooms",
+        data="{nope",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {issuer.token('x')}"},
     )
     assert conforms(response, "/chat/rooms", "post")["error"]["code"] == "INVALID_JSON"
 
@@ -80,7 +88,10 @@ async def test_body_over_the_upload_limit_gets_413(async_client, issuer, setting
     body = '{"participantIds": ["x"], "name": "' + "a" * (3 * 1024 * 1024) + '"}'
     assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     response = await async_client.post(
-        "/chat/rooms", data=body, content_type="application/json", headers={"Authorization": f"Bearer {issuer.token('x')}"}
+        "/chat/rooms",
+        data=body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {issuer.token('x')}"},
     )
     assert response.status_code == 413
     assert conforms(response, "/chat/rooms", "post")["error"]["code"] == "PAYLOAD_TOO_LARGE"
@@ -89,8 +100,14 @@ async def test_body_over_the_upload_limit_gets_413(async_client, issuer, setting
 
 @pytest.mark.parametrize(
     "method,path",
-    [("get", "/chat/rooms"), ("post", "/chat/rooms"), ("get", "/chat/rooms/r1"), ("get", "/chat/rooms/r1/messages"),
-     ("post", "/chat/rooms/r1/leave"), ("post", "/activities/a1/join")],
+    [
+        ("get", "/chat/rooms"),
+        ("post", "/chat/rooms"),
+        ("get", "/chat/rooms/r1"),
+        ("get", "/chat/rooms/r1/messages"),
+        ("post", "/chat/rooms/r1/leave"),
+        ("post", "/activities/a1/join"),
+    ],
 )
 async def test_every_route_needs_a_valid_token(call, method, path):
     for response in (await call(method, path, None), await call(method, path, "mallory", aud="other-client")):
@@ -101,7 +118,11 @@ async def test_every_route_needs_a_valid_token(call, method, path):
 
 async def test_non_member_gets_403_on_every_room_route(call):
     room_id = await new_room("owner-1", "owner-2")
-    spec_path = {"": "/chat/rooms/{roomId}", "/messages": "/chat/rooms/{roomId}/messages", "/leave": "/chat/rooms/{roomId}/leave"}
+    spec_path = {
+        "": "/chat/rooms/{roomId}",
+        "/messages": "/chat/rooms/{roomId}/messages",
+        "/leave": "/chat/rooms/{roomId}/leave",
+    }
     for suffix, template in spec_path.items():
         method = "post" if suffix == "/leave" else "get"
         response = await call(method, f"/chat/rooms/{room_id}{suffix}", "intruder")
@@ -153,8 +174,17 @@ async def test_message_pages_walk_both_ways(call, connect, issuer):
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=101", "limit=0", "afterSeq=-1", "afterSeq=x", "afterSeq=1&beforeSeq=5",
-     f"afterSeq={10**39}", f"beforeSeq={2**53}", f"limit={10**39}", "afterSeq=%EF%BC%91"],
+    [
+        "limit=101",
+        "limit=0",
+        "afterSeq=-1",
+        "afterSeq=x",
+        "afterSeq=1&beforeSeq=5",
+        f"afterSeq={10**39}",
+        f"beforeSeq={2**53}",
+        f"limit={10**39}",
+        "afterSeq=%EF%BC%91",
+    ],
 )
 async def test_bad_paging_parameters_get_400(call, query):
     room_id = await new_room("pager-2")
@@ -177,7 +207,12 @@ async def test_room_list_is_newest_first_with_unread_counts_and_presence(call, c
     body = conforms(await call("get", "/chat/rooms", "lister"), "/chat/rooms")
     assert [r["chatRoomId"] for r in body["rooms"]] == [quiet_room, busy_room]
     quiet, busy = body["rooms"]
-    assert (quiet["name"], quiet["lastMessage"], quiet["lastSeq"], quiet["unreadCount"]) == ("Quiet", "hello quiet", 1, 0)
+    assert (quiet["name"], quiet["lastMessage"], quiet["lastSeq"], quiet["unreadCount"]) == (
+        "Quiet",
+        "hello quiet",
+        1,
+        0,
+    )
     assert (busy["name"], busy["lastMessage"], busy["lastSeq"], busy["unreadCount"]) == ("Group chat", "b2", 3, 3)
     assert sorted(busy["onlineParticipantIds"]) == ["friend-2", "lister"]
     assert quiet["onlineParticipantIds"] == ["lister"]

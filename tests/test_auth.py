@@ -1,5 +1,6 @@
 """Who may open a socket: every refusal is an accepted socket closed with
 4401 that stores nothing and sends no frame."""
+
 import asyncio
 import base64
 import hashlib
@@ -13,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from chat import auth, storage
-from chat.models import Profile
 from chat.consumers import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED, origin_allowed
+from chat.models import Profile
 from tests.issuer import AUDIENCE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,19 +117,27 @@ async def test_keys_are_fetched_once_for_many_handshakes(connect, issuer, fresh_
 
 
 async def test_browser_origin_must_match_host(connect, issuer):
-    same = await connect(issuer.token("alice"), headers=[(b"host", b"chat.example"), (b"origin", b"https://chat.example")])
+    same = await connect(
+        issuer.token("alice"), headers=[(b"host", b"chat.example"), (b"origin", b"https://chat.example")]
+    )
     await same.send_json_to({"action": "ping"})
     assert await same.receive_json_from(timeout=5) == {"type": "pong"}
-    other = await connect(issuer.token("alice"), headers=[(b"host", b"chat.example"), (b"origin", b"https://evil.example")], ready=False)
+    other = await connect(
+        issuer.token("alice"), headers=[(b"host", b"chat.example"), (b"origin", b"https://evil.example")], ready=False
+    )
     await assert_refused(other, code=4403)
 
 
 async def test_allowed_origins_setting_lists_browser_origins(connect, issuer, settings):
     settings.ALLOWED_ORIGINS = ["https://app.example"]
-    allowed = await connect(issuer.token("alice"), headers=[(b"host", b"api.example"), (b"origin", b"https://app.example")])
+    allowed = await connect(
+        issuer.token("alice"), headers=[(b"host", b"api.example"), (b"origin", b"https://app.example")]
+    )
     await allowed.send_json_to({"action": "ping"})
     assert await allowed.receive_json_from(timeout=5) == {"type": "pong"}
-    refused = await connect(issuer.token("alice"), headers=[(b"host", b"api.example"), (b"origin", b"https://api.example")], ready=False)
+    refused = await connect(
+        issuer.token("alice"), headers=[(b"host", b"api.example"), (b"origin", b"https://api.example")], ready=False
+    )
     await assert_refused(refused, code=4403)
 
 

@@ -1,5 +1,6 @@
 """Slow readers: what a socket has queued is measured (chat/backpressure.py)
 and capped (SOCKET_SEND_BUFFER_BYTES), on a real daphne process."""
+
 import asyncio
 import base64
 import functools
@@ -79,7 +80,7 @@ def test_gauge_counts_what_the_transport_has_not_handed_to_the_kernel(adopted):
 
 
 def test_gauge_looks_through_a_wrapping_protocol_like_tls(adopted):
-    transport, peer = adopted
+    transport, _ = adopted
     wrapper = ProtocolWrapper(WrappingFactory(protocol.Factory.forProtocol(protocol.Protocol)), protocol.Protocol())
     wrapper.makeConnection(transport)
     queued = backpressure.gauge(daphne_send(wrapper.wrappedProtocol))

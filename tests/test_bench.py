@@ -1,5 +1,6 @@
 """The benchmark's own arithmetic and accounting: what it reports as lost
 must be lost, and CPU must be charged to the thread that spent it."""
+
 import os
 import threading
 import time
@@ -23,7 +24,9 @@ def test_an_acknowledged_message_a_client_does_not_hold_is_lost_once_per_client(
 def test_a_client_that_could_not_catch_up_is_unverified_not_lost():
     holdings = [{"room": "room-1", "held": None}, {"room": "room-1", "held": [[1, 1]]}]
     assert acknowledged_loss([["room-1", 1]], holdings) == {
-        "acknowledged": 1, "lost_acknowledged": 0, "unverified_clients": 1,
+        "acknowledged": 1,
+        "lost_acknowledged": 0,
+        "unverified_clients": 1,
     }
 
 

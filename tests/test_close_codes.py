@@ -1,6 +1,7 @@
 """Close codes as a browser sees them, over TCP through daphne (autobahn
 refuses codes other than 1000 and 3000-4999): a dependency that is down at
 the handshake gives 4503, "try again later", not 1011 or an HTTP 500."""
+
 import os
 
 import pytest

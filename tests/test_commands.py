@@ -1,4 +1,5 @@
 """Management commands, as an operator runs them."""
+
 import io
 import json
 import time
@@ -32,7 +33,11 @@ def test_issue_token_prints_a_cognito_shaped_id_token(dev_settings):
     token = run("issue_token", "--sub", "alice", "--name", "Alice", "--ttl", "120")
     [jwk] = dev_issuer.jwks_document()["keys"]
     claims = jwt.decode(
-        token, jwt.PyJWK(jwk).key, algorithms=["RS256"], audience=dev_settings.JWT_AUDIENCE, issuer=dev_settings.JWT_ISSUER
+        token,
+        jwt.PyJWK(jwk).key,
+        algorithms=["RS256"],
+        audience=dev_settings.JWT_AUDIENCE,
+        issuer=dev_settings.JWT_ISSUER,
     )
     assert (claims["sub"], claims["nickname"], claims["token_use"]) == ("alice", "Alice", "id")
     assert claims["exp"] - claims["iat"] == 120
@@ -66,7 +71,11 @@ def test_set_verification_records_and_announces_the_decision():
     with GroupListener(delivery.user_group("cmd-user")) as listener:
         assert run("set_verification", "cmd-user", "approved") == "cmd-user is approved"
     assert Profile.objects.get(user_id="cmd-user").status == "approved"
-    assert listener.message == {"type": "chat.verification", "status": "approved", "group": delivery.user_group("cmd-user")}
+    assert listener.message == {
+        "type": "chat.verification",
+        "status": "approved",
+        "group": delivery.user_group("cmd-user"),
+    }
 
 
 def test_send_system_message_stores_it():

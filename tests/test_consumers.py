@@ -1,10 +1,10 @@
 """The socket protocol as a client sees it: sendMessage, errors, verification."""
+
 import asyncio
 import json
 import time
 
 import pytest
-
 from django.db.backends.utils import CursorWrapper
 
 from chat import blocking, storage
@@ -61,7 +61,9 @@ async def test_message_reaches_every_connection_of_every_participant(connect, is
     other_laptop = await connect(issuer.token("other"))
     outsider = await connect(issuer.token("outsider"))
 
-    await sender.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "hi all", "clientMessageId": "c-1"})
+    await sender.send_json_to(
+        {"action": "sendMessage", "chatRoomId": room_id, "content": "hi all", "clientMessageId": "c-1"}
+    )
     echo = await next_frame(sender)
     ack = await next_frame(sender)
     assert echo["type"] == "message"
@@ -78,7 +80,12 @@ async def test_message_reaches_every_connection_of_every_participant(connect, is
     for socket in (sender_tab, other_phone, other_laptop):
         assert await next_frame(socket) == echo
     data = echo["data"]
-    assert (data["chatRoomId"], data["senderId"], data["content"], data["messageType"]) == (room_id, "sender", "hi all", "user")
+    assert (data["chatRoomId"], data["senderId"], data["content"], data["messageType"]) == (
+        room_id,
+        "sender",
+        "hi all",
+        "user",
+    )
     assert data["createdAt"] == storage.iso_from_ms(data["timestamp"])
     assert await quiet(outsider)
     assert await quiet(sender)
@@ -104,7 +111,9 @@ async def test_content_of_exactly_5000_utf16_units_is_accepted(member):
 async def test_content_over_5000_utf16_units_is_too_long(member):
     sender, room_id = member
     content = "😀" * 2501  # 2501 characters for Python, 5002 for a browser
-    await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "MESSAGE_TOO_LONG", "sendMessage")
+    await expect_error(
+        sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "MESSAGE_TOO_LONG", "sendMessage"
+    )
     assert (await storage.messages_page(room_id, limit=100))[0] == []
 
 
@@ -172,18 +181,25 @@ async def test_numbers_beyond_what_javascript_holds_get_invalid_request(member, 
 @pytest.mark.parametrize("content", ["\x00", "\x00\x01\x7f", "\u200b\ufeff"], ids=["nul", "controls", "zero-width"])
 async def test_invisible_content_is_empty_and_stores_nothing(member, content):
     sender, room_id = member
-    reply = await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "INVALID_REQUEST", "sendMessage")
+    reply = await expect_error(
+        sender, {"action": "sendMessage", "chatRoomId": room_id, "content": content}, "INVALID_REQUEST", "sendMessage"
+    )
     assert reply["data"]["message"] == "content must not be empty"
     assert (await storage.messages_page(room_id, limit=100))[0] == []
 
 
-@pytest.mark.parametrize("action", ["\ud800", "bad \udfff", "x" * 65], ids=["lone-surrogate", "embedded-surrogate", "long"])
+@pytest.mark.parametrize(
+    "action", ["\ud800", "bad \udfff", "x" * 65], ids=["lone-surrogate", "embedded-surrogate", "long"]
+)
 async def test_unknown_action_that_cannot_be_echoed_gets_null_action(member, action):
     sender, _ = member
     await sender.send_json_to({"action": action})
     text = await sender.receive_from(timeout=5)
     text.encode("utf-8")  # what daphne must send
-    assert json.loads(text) == {"type": "error", "data": {"code": "UNKNOWN_ACTION", "message": "Unknown action", "action": None}}
+    assert json.loads(text) == {
+        "type": "error",
+        "data": {"code": "UNKNOWN_ACTION", "message": "Unknown action", "action": None},
+    }
 
 
 async def test_action_that_is_not_a_string_gets_invalid_request(member):
@@ -196,19 +212,34 @@ async def test_non_participant_gets_not_a_participant(connect, issuer, member):
     _, room_id = member
     await approve("outsider")
     outsider = await connect(issuer.token("outsider"))
-    await expect_error(outsider, {"action": "sendMessage", "chatRoomId": room_id, "content": "let me in"}, "NOT_A_PARTICIPANT", "sendMessage")
+    await expect_error(
+        outsider,
+        {"action": "sendMessage", "chatRoomId": room_id, "content": "let me in"},
+        "NOT_A_PARTICIPANT",
+        "sendMessage",
+    )
     assert (await storage.messages_page(room_id, limit=100))[0] == []
 
 
 async def test_missing_room_looks_like_not_a_participant(member):
     sender, _ = member
-    await expect_error(sender, {"action": "sendMessage", "chatRoomId": "no-such-room", "content": "hello?"}, "NOT_A_PARTICIPANT", "sendMessage")
+    await expect_error(
+        sender,
+        {"action": "sendMessage", "chatRoomId": "no-such-room", "content": "hello?"},
+        "NOT_A_PARTICIPANT",
+        "sendMessage",
+    )
 
 
 async def test_storage_outage_gets_storage_unavailable_and_socket_survives(member, break_storage):
     sender, room_id = member
     break_storage()
-    await expect_error(sender, {"action": "sendMessage", "chatRoomId": room_id, "content": "lost?"}, "STORAGE_UNAVAILABLE", "sendMessage")
+    await expect_error(
+        sender,
+        {"action": "sendMessage", "chatRoomId": room_id, "content": "lost?"},
+        "STORAGE_UNAVAILABLE",
+        "sendMessage",
+    )
 
 
 async def test_unverified_user_gets_verification_required_until_approved(connect, issuer):

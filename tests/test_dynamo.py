@@ -1,5 +1,6 @@
 """The data plane's client against a real endpoint, through a fault-injecting
 proxy on loopback: retries, deadlines, error mapping and credentials."""
+
 import asyncio
 import json
 import time
@@ -11,8 +12,8 @@ import pytest_asyncio
 from aiohttp import web
 
 from chat import storage
-from chat.errors import StorageUnavailable
 from chat.consumers import CLOSE_TRY_AGAIN
+from chat.errors import StorageUnavailable
 from chat.storage import dynamo
 from tests.conftest import approve, new_room, next_frame
 
@@ -39,7 +40,10 @@ class FaultProxy:
             status, error = self.failure
             return web.json_response(error, status=status, content_type="application/x-amz-json-1.0")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with aiohttp.ClientSession() as session, session.post(self.upstream, data=body, headers=headers) as answer:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.upstream, data=body, headers=headers) as answer,
+        ):
             return web.Response(status=answer.status, body=await answer.read(), content_type=answer.content_type)
 
 
@@ -52,7 +56,7 @@ async def proxy(settings) -> AsyncIterator[FaultProxy]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 (aiohttp names no public way to read the bound port)
+    port = site._server.sockets[0].getsockname()[1]
     settings.DYNAMODB_ENDPOINT_URL = f"http://127.0.0.1:{port}"
     dynamo.reset()
     yield fault

@@ -1,5 +1,6 @@
 """The whole product over TCP: daphne started as `make run` starts it, the
 dev issuer's JWKS fetched over HTTP, real WebSocket clients."""
+
 import asyncio
 import json
 import os
@@ -35,8 +36,21 @@ class Server:
 
 def start_daphne(env: dict[str, str], port: int, log_path, *options: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(port), *options, "chatproject.asgi:application"],
-        cwd=ROOT, env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
+        [
+            sys.executable,
+            "-m",
+            "chatproject.serve",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            *options,
+            "chatproject.asgi:application",
+        ],
+        cwd=ROOT,
+        env={**env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "w"),
     )
     deadline = time.monotonic() + 30
     while True:
@@ -179,7 +193,7 @@ async def test_concurrent_senders_on_two_processes_get_one_gapless_order(servers
         for n in range(10):
             await send(socket, {"action": "sendMessage", "chatRoomId": room_id, "content": f"{user}:{n}"})
 
-    await asyncio.gather(*(burst(socket, user) for socket, user in zip(senders, users)))
+    await asyncio.gather(*(burst(socket, user) for socket, user in zip(senders, users, strict=True)))
     seen = []
     for watcher in watchers:
         frames = [await receive(watcher) for _ in range(40)]
@@ -210,9 +224,13 @@ async def test_concurrent_senders_on_two_processes_get_one_gapless_order(servers
 
 def last_message(server: Server, room_id: str) -> tuple | None:
     """The reference's LASTMESSAGE item of the room, as its readers see it."""
-    item = control.client().get_item(
-        TableName=server.env["DYNAMODB_TABLE"],
-        Key={"PK": {"S": f"CHATROOM#{room_id}"}, "SK": {"S": "LASTMESSAGE"}},
-        ConsistentRead=True,
-    ).get("Item")
+    item = (
+        control.client()
+        .get_item(
+            TableName=server.env["DYNAMODB_TABLE"],
+            Key={"PK": {"S": f"CHATROOM#{room_id}"}, "SK": {"S": "LASTMESSAGE"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
     return (item["lastMessage"]["S"], item["lastMessageAt"]["S"], int(item["lastSeq"]["N"])) if item else None

@@ -1,6 +1,7 @@
 """A server process killed outright (SIGKILL: no disconnect runs) over TCP:
 the processes that live on clear its connections and announce its users
 offline, and notice nothing else."""
+
 import asyncio
 import json
 import time

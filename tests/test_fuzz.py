@@ -2,14 +2,16 @@
 frame gets an error frame and writes nothing, every HTTP request an answer
 below 500, and nothing is logged as an error. Derandomized, so CI runs the
 same cases every time."""
+
 import asyncio
 import json
 import logging
 
+import hypothesis
 import pytest
 import schemathesis
-import hypothesis
-from hypothesis import HealthCheck, given, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
 from chat import storage, validation
@@ -34,6 +36,8 @@ def fuzz(examples: int) -> hypothesis.settings:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
+
+
 HANDLED = {"sendMessage", "getMessages", "markRead", "typing", "ping"}
 INVISIBLE = "\x00\x01\x07\x1b\x7f\x85\u200b\u200c\u200d\u2060\ufeff\u00a0\u2028\u3000 \t\n\r"
 
@@ -46,16 +50,29 @@ json_values = st.recursive(
     scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4), max_leaves=12
 )
 huge = st.integers(min_value=validation.MAX_SAFE_INTEGER + 1) | st.just(10**39) | st.integers(max_value=-1)
-not_int = st.booleans() | st.floats() | any_text | st.lists(scalars, max_size=3) | st.dictionaries(any_text, scalars, max_size=2)
+not_int = (
+    st.booleans()
+    | st.floats()
+    | any_text
+    | st.lists(scalars, max_size=3)
+    | st.dictionaries(any_text, scalars, max_size=2)
+)
 bad_number = huge | not_int
 bad_room = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.lists(scalars, max_size=2)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.lists(scalars, max_size=2)
     | any_text.filter(lambda s: not validation.ROOM_ID.fullmatch(s))
     | st.just("x" * 129)
     | st.just("no-such-room")
 )
 bad_content = (
-    st.none() | st.integers() | st.lists(scalars, max_size=2) | st.dictionaries(any_text, scalars, max_size=2)
+    st.none()
+    | st.integers()
+    | st.lists(scalars, max_size=2)
+    | st.dictionaries(any_text, scalars, max_size=2)
     | st.text(st.sampled_from(INVISIBLE), max_size=20)
     | st.just("a" * (validation.MAX_CONTENT_UTF16 + 1))
     | st.text(max_size=10).map(lambda t: f"{t}\udc00")
@@ -72,8 +89,12 @@ def bad_frames(room_id: str) -> st.SearchStrategy[tuple[str, dict | str | bytes]
         "typing": {"chatRoomId": room_id},
     }
     bad_fields = {
-        "chatRoomId": bad_room, "content": bad_content, "clientMessageId": bad_client_id,
-        "afterSeq": bad_number, "beforeSeq": bad_number | st.integers(0, 5), "seq": bad_number,
+        "chatRoomId": bad_room,
+        "content": bad_content,
+        "clientMessageId": bad_client_id,
+        "afterSeq": bad_number,
+        "beforeSeq": bad_number | st.integers(0, 5),
+        "seq": bad_number,
         "limit": bad_number | st.integers(max_value=0) | st.integers(min_value=validation.MAX_PAGE + 1),
     }
 
@@ -81,7 +102,9 @@ def bad_frames(room_id: str) -> st.SearchStrategy[tuple[str, dict | str | bytes]
     def one_bad_field(draw: st.DrawFn) -> tuple[str, dict]:
         action = draw(st.sampled_from(sorted(valid)))
         frame = {"action": action, **valid[action]}
-        field = draw(st.sampled_from(sorted(set(frame) - {"action"} | ({"beforeSeq"} if action == "getMessages" else set()))))
+        field = draw(
+            st.sampled_from(sorted(set(frame) - {"action"} | ({"beforeSeq"} if action == "getMessages" else set())))
+        )
         frame[field] = draw(bad_fields[field])
         if draw(st.booleans()):
             frame.update(draw(st.dictionaries(any_text.filter(lambda k: k not in frame), json_values, max_size=3)))
@@ -94,11 +117,17 @@ def bad_frames(room_id: str) -> st.SearchStrategy[tuple[str, dict | str | bytes]
         del frame[draw(st.sampled_from(["chatRoomId"] + (["content"] if action == "sendMessage" else [])))]
         return "missing field", frame
 
-    random_action = st.none() | st.integers() | st.lists(scalars, max_size=2) | any_text.filter(lambda a: a not in HANDLED)
+    random_action = (
+        st.none() | st.integers() | st.lists(scalars, max_size=2) | any_text.filter(lambda a: a not in HANDLED)
+    )
     random_object = st.builds(
-        lambda action, rest: {**rest, "action": action}, random_action, st.dictionaries(any_text, json_values, max_size=5)
+        lambda action, rest: {**rest, "action": action},
+        random_action,
+        st.dictionaries(any_text, json_values, max_size=5),
     ).map(lambda frame: ("random object", frame))
-    no_action = st.dictionaries(any_text.filter(lambda k: k != "action"), json_values, max_size=5).map(lambda f: ("no action", f))
+    no_action = st.dictionaries(any_text.filter(lambda k: k != "action"), json_values, max_size=5).map(
+        lambda f: ("no action", f)
+    )
 
     def not_an_object(text: str) -> bool:
         try:
@@ -107,15 +136,29 @@ def bad_frames(room_id: str) -> st.SearchStrategy[tuple[str, dict | str | bytes]
             return True
 
     raw_text = any_text.filter(not_an_object).map(lambda t: ("text", t))
-    json_non_objects = json_values.filter(lambda v: not isinstance(v, dict)).map(lambda v: ("json non-object", json.dumps(v)))
+    json_non_objects = json_values.filter(lambda v: not isinstance(v, dict)).map(
+        lambda v: ("json non-object", json.dumps(v))
+    )
     binary = st.binary(max_size=64).map(lambda b: ("binary", b))
     deep = st.integers(1, 60000).map(lambda n: ("deep", "[" * n + "]" * n))
     deep_field = st.integers(900, 60000).map(
-        lambda n: ("deep field", '{"action": "sendMessage", "chatRoomId": "%s", "content": %s}' % (room_id, "[" * n + "]" * n))
+        lambda n: (
+            "deep field",
+            f'{{"action": "sendMessage", "chatRoomId": "{room_id}", "content": {"[" * n + "]" * n}}}',
+        )
     )
-    nul = st.just(("nul", '{"action": "sendMessage", "chatRoomId": "%s", "content": "\\u0000"}' % room_id))
+    nul = st.just(("nul", f'{{"action": "sendMessage", "chatRoomId": "{room_id}", "content": "\\u0000"}}'))
     return st.one_of(
-        one_bad_field(), missing_field(), random_object, no_action, raw_text, json_non_objects, binary, deep, deep_field, nul
+        one_bad_field(),
+        missing_field(),
+        random_object,
+        no_action,
+        raw_text,
+        json_non_objects,
+        binary,
+        deep,
+        deep_field,
+        nul,
     )
 
 
@@ -130,7 +173,9 @@ async def room_state(room_id: str, user_id: str) -> tuple:
 def chat_errors(caplog):
     """Error records of the server's loggers, as they come."""
     caplog.set_level(logging.INFO)
-    return lambda: [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("chat", "django", "daphne"))]
+    return lambda: [
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("chat", "django", "daphne"))
+    ]
 
 
 async def test_socket_answers_every_bad_frame_with_an_error_and_writes_nothing(connect, issuer, settings, chat_errors):
@@ -151,7 +196,9 @@ async def test_socket_answers_every_bad_frame_with_an_error_and_writes_nothing(c
         if isinstance(frame, bytes):
             await socket.send_input({"type": "websocket.receive", "bytes": frame})
         else:
-            await socket.send_input({"type": "websocket.receive", "text": frame if isinstance(frame, str) else json.dumps(frame)})
+            await socket.send_input(
+                {"type": "websocket.receive", "text": frame if isinstance(frame, str) else json.dumps(frame)}
+            )
         reply = {"type": "presence"}
         while reply["type"] == "presence":  # room-mates coming and going
             text = await socket.receive_from(timeout=10)

@@ -1,5 +1,6 @@
 """Per-user limits (chat/limits.py) on the real Redis: sends, sockets and
 rooms are counted per user over every socket and process."""
+
 import asyncio
 import copy
 import logging

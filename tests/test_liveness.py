@@ -1,5 +1,6 @@
 """Server processes' heartbeats, and the reaping of the connections of
 processes that died (chat.services.liveness, chat.services.reaping)."""
+
 import asyncio
 import json
 import os
@@ -56,7 +57,10 @@ async def test_a_dead_servers_connections_are_reaped_and_room_mates_hear_it(conn
     assert connection_items("ghost-user") == [] and raw_items("CONNECTION#ghost-conn") == []
     assert await storage.online_users(["ghost-user"], now=int(time.time())) == set()
     assert "dead-server-1" not in heartbeat_owners()
-    assert await watcher.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "ghost-user", "online": False}}
+    assert await watcher.receive_json_from(timeout=5) == {
+        "type": "presence",
+        "data": {"userId": "ghost-user", "online": False},
+    }
     assert await services.reap_dead_servers(reaper="test-reaper") == 0  # nothing left of it
     assert (await storage.server_connections(ghost.owner)) == []
 
@@ -70,7 +74,10 @@ async def test_a_live_servers_connections_are_never_reaped():
     assert [item["SK"] for item in connection_items("own-user")] == ["CONNECTION#own-conn"]
     assert await storage.online_users(["live-user", "own-user"], now=int(time.time())) == {"live-user", "own-user"}
     assert not await storage.claim_dead_server(live.owner, reaper="x", now=int(time.time()), lease_until=2**40)
-    assert await storage.delete_owned_connection(storage.Connection("live-conn", "live-user", "t", 0, owner=mine.owner)) is False
+    assert (
+        await storage.delete_owned_connection(storage.Connection("live-conn", "live-user", "t", 0, owner=mine.owner))
+        is False
+    )
     assert len(raw_items("CONNECTION#live-conn")) == 1
 
 
@@ -137,11 +144,18 @@ def test_reaping_a_dead_server_announces_its_users_offline_from_a_command():
 def default_settings(**env: str) -> subprocess.CompletedProcess:
     """Load the settings in a fresh process, without this one's overrides."""
     inherited = {name: value for name, value in os.environ.items() if not name.startswith("SERVER_")}
-    probe = "from django.conf import settings as s; print(s.SERVER_HEARTBEAT_SECONDS, s.SERVER_DEAD_AFTER_SECONDS, s.SERVER_REAP_SECONDS)"
+    probe = (
+        "from django.conf import settings as s; "
+        "print(s.SERVER_HEARTBEAT_SECONDS, s.SERVER_DEAD_AFTER_SECONDS, s.SERVER_REAP_SECONDS)"
+    )
     environment = {**inherited, "DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatproject.settings", **env}
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {probe}"],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

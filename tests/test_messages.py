@@ -1,4 +1,5 @@
 """History, catch-up, idempotent sends, read state and typing over the socket."""
+
 import asyncio
 import time
 
@@ -93,7 +94,9 @@ async def test_client_message_ids_are_scoped_to_user_and_room(connect, issuer, p
     a, b, room_id = pair
     other_room = await new_room("pair-a", "pair-b", "pair-c")
     for socket, room in ((a, room_id), (b, room_id), (a, other_room)):
-        await socket.send_json_to({"action": "sendMessage", "chatRoomId": room, "content": "x", "clientMessageId": "same"})
+        await socket.send_json_to(
+            {"action": "sendMessage", "chatRoomId": room, "content": "x", "clientMessageId": "same"}
+        )
     await asyncio.sleep(0.5)
     assert len((await storage.messages_page(room_id))[0]) == 2
     assert len((await storage.messages_page(other_room))[0]) == 1
@@ -166,7 +169,7 @@ async def test_mark_read_is_validated_and_authorised(connect, issuer, pair):
 
 
 async def test_system_messages_count_as_unread_until_read_past(pair):
-    a, b, room_id = pair
+    _, b, room_id = pair
     await services.send_system_message(room_id=room_id, content="welcome")
     assert (await next_frame(b))["data"]["messageType"] == "system"
     [listing] = [r for r in await services.list_rooms("pair-b") if r.summary.room.room_id == room_id]
@@ -190,11 +193,19 @@ async def test_get_messages_checks_its_fields_and_membership(connect, issuer, pa
 async def test_messages_in_the_reference_layout_read_back_in_key_order(pair):
     a, _, room_id = pair
     for timestamp, message_id, text in ((1700000001000, "legacy-2", "second"), (1700000000000, "legacy-1", "first")):
-        await dynamo.put({
-            **keys.message(room_id, timestamp, message_id),
-            "messageId": message_id, "chatRoomId": room_id, "senderId": "pair-b", "content": text,
-            "messageType": "user", "readBy": ["pair-b"], "createdAt": storage.iso_from_ms(timestamp), "timestamp": timestamp,
-        })
+        await dynamo.put(
+            {
+                **keys.message(room_id, timestamp, message_id),
+                "messageId": message_id,
+                "chatRoomId": room_id,
+                "senderId": "pair-b",
+                "content": text,
+                "messageType": "user",
+                "readBy": ["pair-b"],
+                "createdAt": storage.iso_from_ms(timestamp),
+                "timestamp": timestamp,
+            }
+        )
     new = await send(a, room_id, "third")
     history = await get_messages(a, room_id)
     assert [(m["content"], m["seq"], m["readBy"]) for m in history["messages"]] == [

@@ -1,5 +1,6 @@
 """Presence: room-mates hear when a user's first connection opens and when
 their last one closes, and nothing in between."""
+
 import asyncio
 import json
 import time
@@ -17,14 +18,20 @@ async def test_first_open_and_last_close_are_announced_to_room_mates(connect, is
     await new_room("watcher", "walker")
     watcher = await connect(issuer.token("watcher"))
     first = await connect(issuer.token("walker"))
-    assert await watcher.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "walker", "online": True}}
+    assert await watcher.receive_json_from(timeout=5) == {
+        "type": "presence",
+        "data": {"userId": "walker", "online": True},
+    }
     second = await connect(issuer.token("walker"))
     await second.disconnect()
     assert await watcher.receive_nothing(timeout=0.5)
     while not await first.receive_nothing(timeout=0.3):  # the watcher's own arrival may come late
         assert (await first.receive_json_from())["data"]["userId"] != "walker"  # never about oneself
     await first.disconnect()
-    assert await watcher.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "walker", "online": False}}
+    assert await watcher.receive_json_from(timeout=5) == {
+        "type": "presence",
+        "data": {"userId": "walker", "online": False},
+    }
 
 
 async def test_a_connect_storm_costs_a_few_events_per_room_not_one_per_connect(connect, issuer, monkeypatch):
@@ -83,4 +90,7 @@ async def test_reaping_a_users_last_connection_announces_them_offline(connect, i
     await storage.put_connection(expired)
     await storage.set_online(expired, now=int(time.time()))
     await services.reap_expired_connections()
-    assert await observer.receive_json_from(timeout=5) == {"type": "presence", "data": {"userId": "vanished", "online": False}}
+    assert await observer.receive_json_from(timeout=5) == {
+        "type": "presence",
+        "data": {"userId": "vanished", "online": False},
+    }

@@ -1,5 +1,6 @@
 """chatproject.serve: the server as `make run` and production start it, a
 real daphne process, whose output must never hold a token."""
+
 import asyncio
 import os
 import subprocess
@@ -37,7 +38,9 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(backend: dict[str, str], issuer: issuers.TestIssuer, workdir: Path, name: str, **settings: str) -> Iterator[LiveServer]:
+def live_server(
+    backend: dict[str, str], issuer: issuers.TestIssuer, workdir: Path, name: str, **settings: str
+) -> Iterator[LiveServer]:
     """`python -m chatproject.serve` on a free port, on this run's Redis and
     DynamoDB with a table and channel prefix of its own, trusting the test
     issuer; everything it prints (access log included) goes to one file."""
@@ -62,8 +65,20 @@ def live_server(backend: dict[str, str], issuer: issuers.TestIssuer, workdir: Pa
     server.manage("create_table")
     with server.output.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "chatproject.serve",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "chatproject.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30

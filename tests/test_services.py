@@ -1,4 +1,5 @@
 """Service actions shared by the consumer, commands and admin."""
+
 import time
 
 import pytest

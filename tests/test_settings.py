@@ -1,4 +1,5 @@
 """Start-up settings that only show in a fresh server process."""
+
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ def start_server_module(**env: str) -> subprocess.CompletedProcess:
     """Import the ASGI application the way daphne does, in a new process."""
     inherited = {name: value for name, value in os.environ.items() if name != "GC_THRESHOLDS"}
     environment = {**inherited, "DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatproject.settings", **env}
-    return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_server_collects_young_garbage_rarely_by_default():

@@ -1,4 +1,5 @@
 """The table as other tools see it: items keep the reference system's layout."""
+
 import asyncio
 import time
 
@@ -76,7 +77,9 @@ async def test_sent_message_and_preview_use_reference_keys(connect, issuer):
     room_id = await new_room("writer", "reader", "third")
     socket = await connect(issuer.token("writer"))
     content = "x" * 150
-    await socket.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": content, "clientMessageId": "m-1"})
+    await socket.send_json_to(
+        {"action": "sendMessage", "chatRoomId": room_id, "content": content, "clientMessageId": "m-1"}
+    )
     sent = (await next_frame(socket))["data"]
 
     items = {item["SK"]: item for item in raw_items(f"CHATROOM#{room_id}")}
@@ -99,7 +102,9 @@ async def test_sent_message_and_preview_use_reference_keys(connect, issuer):
     assert (metadata["lastMessage"], metadata["lastMessageAt"]) == (content[:100], sent["createdAt"])
     assert (metadata["lastSeq"], metadata["sentSeq#writer"]) == (1, 1)
     # The reference's preview item follows, off the ack path.
-    last = await eventually(lambda: next((i for i in raw_items(f"CHATROOM#{room_id}") if i["SK"] == "LASTMESSAGE"), None))
+    last = await eventually(
+        lambda: next((i for i in raw_items(f"CHATROOM#{room_id}") if i["SK"] == "LASTMESSAGE"), None)
+    )
     assert {k: v for k, v in last.items() if k not in ("PK", "SK")} == {
         "lastMessage": content[:100],
         "lastMessageAt": sent["createdAt"],

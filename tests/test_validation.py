@@ -1,4 +1,5 @@
 """Raw client input, as chat/validation.py parses it for both transports."""
+
 import pytest
 
 from chat import validation

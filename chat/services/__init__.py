@@ -2,6 +2,7 @@
 then emits events. Used alike by the consumer, the HTTP API, management
 commands and the admin; async, with sync twins for sync callers (each on a
 storage session of its own, chat.storage.run_sync)."""
+
 import functools
 
 from chat import storage
@@ -42,10 +43,10 @@ __all__ = [
     "list_rooms",
     "mark_read",
     "open_connection",
+    "readable_room",
     "reap_dead_servers",
     "reap_expired_connections",
     "reap_expired_connections_sync",
-    "readable_room",
     "refresh_connection",
     "send_message",
     "send_system_message",

@@ -1,5 +1,6 @@
 """Connection lifecycle: registry, presence, expiry (reaping is in
 chat.services.reaping)."""
+
 import asyncio
 import logging
 import time
@@ -9,9 +10,9 @@ from django.conf import settings
 
 from chat import delivery, storage
 from chat.auth import Identity
+from chat.errors import StorageUnavailable
 from chat.services.liveness import liveness
 from chat.services.profiles import status_on_connect
-from chat.errors import StorageUnavailable
 from chat.storage import Connection
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ connections of processes whose heartbeat expired (chat.services.reaping).
 A process that finds its own heartbeat claimed stalled so long that it was
 taken for dead: its connections are being reaped (and closed with 4408, so
 their clients reconnect), and it carries on under a new owner id."""
+
 import asyncio
 import logging
 import random

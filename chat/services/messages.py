@@ -1,4 +1,5 @@
 """Sending, history and read state."""
+
 import asyncio
 import logging
 import time
@@ -80,8 +81,15 @@ async def _send(sender_id: str, request: validation.SendMessage, origin_channel:
             _later(storage.release_client_message, sender_id, request.room_id, cid, message_id)
         raise
     message = Message(
-        message_id, request.room_id, sender_id, request.content, "user",
-        allocation.timestamp, allocation.seq, (sender_id,), cid,
+        message_id,
+        request.room_id,
+        sender_id,
+        request.content,
+        "user",
+        allocation.timestamp,
+        allocation.seq,
+        (sender_id,),
+        cid,
     )
     # If this put fails it may still have landed, so the claim is kept: a
     # retry waits for the lease rather than risk storing the message twice.
@@ -143,7 +151,9 @@ async def _deliver(message: Message, *, skip_channel: str | None = None) -> None
     """Deliver a stored message live. That may not undo the send, so a
     failure is logged, not raised: clients catch up from history."""
     try:
-        await delivery.to_room(message.room_id, events.deliver(events.message_frame(message), skip_channel=skip_channel))
+        await delivery.to_room(
+            message.room_id, events.deliver(events.message_frame(message), skip_channel=skip_channel)
+        )
     except Exception:
         log.exception("live delivery of %s in room %s failed", message.message_id, message.room_id)
 
@@ -180,9 +190,7 @@ async def history(
     """A page of the room's messages, oldest first, each with readBy derived
     from the participants' read watermarks (the sender always included)."""
     room = await readable_room(identity, room_id)
-    messages, has_more = await storage.messages_page(
-        room_id, after_seq=after_seq, before_seq=before_seq, limit=limit
-    )
+    messages, has_more = await storage.messages_page(room_id, after_seq=after_seq, before_seq=before_seq, limit=limit)
     watermarks = await storage.read_seqs(room, list(room.participant_ids)) if messages else {}
     return HistoryPage(room, [_with_read_by(message, watermarks) for message in messages], has_more)
 

@@ -2,6 +2,7 @@
 (one GetItem on the event loop). The ORM is touched only when a user is seen
 for the first time or under a new nickname, so that staff find them in the
 admin; decisions flow the other way (chat.verification writes the item)."""
+
 from chat import storage, verification
 from chat.auth import Identity
 from chat.blocking import run_orm

@@ -3,6 +3,7 @@ whose ttl passed, and those of server processes that died (their heartbeat
 expired, chat.services.liveness). Each reaped connection is closed with 4408
 if it is open somewhere after all, and its user's rooms hear if it was the
 user's last."""
+
 import asyncio
 import functools
 import time

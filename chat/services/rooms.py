@@ -1,4 +1,5 @@
 """Rooms: creation, listing, activities, leaving."""
+
 import logging
 import time
 import uuid
@@ -44,7 +45,11 @@ def _participants(participant_ids: object, creator_id: str | None) -> list[str]:
 
 
 async def create_room(
-    *, participant_ids: list[str], name: str | None = None, activity_id: str | None = None, creator_id: str | None = None
+    *,
+    participant_ids: list[str],
+    name: str | None = None,
+    activity_id: str | None = None,
+    creator_id: str | None = None,
 ) -> Room:
     """Create a room of 1-50 distinct participants (the creator added if
     missing; "direct" for exactly 2) and start delivering it to their open
@@ -107,9 +112,7 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
         await limits.check_room_creation(identity.user_id)
         room_id = await storage.claim_activity(activity_id, uuid.uuid4().hex)
     try:
-        added = await storage.add_participant(
-            room_id, identity.user_id, joined_at=_now_iso(), limit=MAX_PARTICIPANTS
-        )
+        added = await storage.add_participant(room_id, identity.user_id, joined_at=_now_iso(), limit=MAX_PARTICIPANTS)
     except RoomNotFound:
         # First joiner (or one whose creator died after claiming): create it.
         room = Room(room_id, (identity.user_id,), "group", _now_iso(), None, activity_id)

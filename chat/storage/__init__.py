@@ -5,6 +5,7 @@ modules, never raw items, and raise StorageUnavailable for any failure of
 the endpoint, so callers never see the client libraries. Keys come from
 chat.keys, the table's schema from chat.storage.schema. Sync callers use
 run_sync."""
+
 from chat.storage.connections import (
     Connection,
     delete_connection,
@@ -69,8 +70,8 @@ __all__ = [
     "advance_read",
     "allocate",
     "beat",
-    "claim_dead_server",
     "claim_activity",
+    "claim_dead_server",
     "commit_client_message",
     "create_table",
     "dead_servers",
@@ -96,12 +97,12 @@ __all__ = [
     "read_seqs",
     "release_client_message",
     "remove_participant",
-    "reset_client",
     "reserve_client_message",
+    "reset_client",
     "room_summaries",
     "run_sync",
-    "set_nickname",
     "server_connections",
+    "set_nickname",
     "set_offline",
     "set_online",
     "set_verification_status",

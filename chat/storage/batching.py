@@ -14,6 +14,7 @@ a write is over within that plus one call with its retries: under the lease
 that keeps a retried idempotent send from storing its message twice.
 
 One batcher per event loop (it rides on chat.storage.dynamo's plane)."""
+
 import asyncio
 import logging
 import time
@@ -30,7 +31,7 @@ WRITE_DEADLINE = 8.0
 class _Pending:
     """One write request of BatchWriteItem (a PutRequest or DeleteRequest)."""
 
-    __slots__ = ("request", "key", "future", "deadline")
+    __slots__ = ("deadline", "future", "key", "request")
 
     def __init__(self, request: dict[str, Any]) -> None:
         self.request = request

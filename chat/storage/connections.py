@@ -1,5 +1,6 @@
 """The connection registry (reference items Connection and UserConnection)
 and presence. No reader trusts TTL deletion: expired items are ignored."""
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,12 @@ async def put_connection(conn: Connection) -> None:
     so a connect storm shares calls). Deletes run in the opposite order, so
     a UserConnection never exists without its Connection and the reaper,
     which scans Connection items, finds every pair."""
-    common = {"connectionId": conn.connection_id, "connectedAt": conn.connected_at, "ttl": conn.ttl, "owner": conn.owner}
+    common = {
+        "connectionId": conn.connection_id,
+        "connectedAt": conn.connected_at,
+        "ttl": conn.ttl,
+        "owner": conn.owner,
+    }
     by_owner: dict[str, str] = {}
     if conn.owner is not None:
         by_owner = {"GSI1PK": keys.server_connections_gsi_pk(conn.owner), "GSI1SK": conn.connection_id}

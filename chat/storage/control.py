@@ -1,6 +1,7 @@
 """The control plane, on boto3 (blocking, for commands, start-up and the
 reaper's scan on the blocking pool): creating the table, its TTL, and
 whole-table scans. Request paths use chat.storage.dynamo instead."""
+
 import logging
 import threading
 from collections.abc import Iterator
@@ -62,7 +63,8 @@ def _check_indexes() -> None:
     if schema.SEQ_INDEX not in {index["IndexName"] for index in description.get("LocalSecondaryIndexes", [])}:
         log.error(
             "table %s has no %s: afterSeq/beforeSeq paging will fail; copy it into a new table",
-            schema.table(), schema.SEQ_INDEX,
+            schema.table(),
+            schema.SEQ_INDEX,
         )
 
 

@@ -10,6 +10,7 @@ typed attribute values), so what is sent reads like the AWS documentation.
 
 Sync callers (management commands, the admin) go through run_sync, which
 gives the call a session of its own and closes it after."""
+
 import asyncio
 import contextlib
 import contextvars

@@ -5,6 +5,7 @@ Each room's METADATA holds `lastSeq` and `lastTs`. Taking a seq also takes a
 timestamp strictly above the room's last one, so the reference sort key
 MESSAGE#{timestamp}#{id} orders messages exactly as seq does, whichever
 server's clock took them; LSI1 finds a message by seq."""
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +62,7 @@ class Allocation:
     previous_preview: dict[str, str]
 
 
-async def allocate(
-    room_id: str, *, sender_id: str | None, message_id: str, content: str
-) -> Allocation:
+async def allocate(room_id: str, *, sender_id: str | None, message_id: str, content: str) -> Allocation:
     """Take the room's next seq and a timestamp for message_id, and in the
     same write point the room's preview at it and record it as the sender's
     last message (a sender has read their own message). With a sender, this
@@ -141,7 +140,9 @@ async def withdraw_preview(message: Message, previous: dict[str, str]) -> None:
             keys.room(message.room_id),
             UpdateExpression=update,
             ConditionExpression="lastMessageId = :failed",
-            ExpressionAttributeValues=dynamo.values(failed=message.message_id, **{name: previous[name] for name in restore}),
+            ExpressionAttributeValues=dynamo.values(
+                failed=message.message_id, **{name: previous[name] for name in restore}
+            ),
         )
     except ConditionFailed:
         pass  # a later message owns the preview now
@@ -222,7 +223,9 @@ async def reserve_client_message(
     except ConditionFailed:
         values = await dynamo.get(key)
     if values is None:
-        return await reserve_client_message(user_id, room_id, client_message_id, message_id=message_id, lease_ms=lease_ms, ttl=ttl)
+        return await reserve_client_message(
+            user_id, room_id, client_message_id, message_id=message_id, lease_ms=lease_ms, ttl=ttl
+        )
     return ClientMessage(
         message_id=values["messageId"],
         lease_until=int(values["leaseUntil"]),

@@ -9,6 +9,7 @@ had (the item lags that much behind METADATA). The write is
 conditional on `lastSeq`, so the item never moves back to an older message,
 whichever process writes last. A preview lost (storage down, a process
 stopping) leaves the item behind until the room's next message."""
+
 import asyncio
 import logging
 
@@ -63,7 +64,7 @@ class LastMessageWriter:
             )
         except ConditionFailed:
             pass  # a newer message's preview is there already
-        except Exception:  # noqa: BLE001 (a lost preview must not stop the writer; the next message repairs it)
+        except Exception:
             log.warning("LASTMESSAGE of room %s not written (seq %s)", message.room_id, message.seq, exc_info=True)
 
 

@@ -2,6 +2,7 @@
 (its verification status and nickname), readable with one GetItem. Staff
 decide in the Django admin; every decision writes this item in the same
 transaction (chat.verification)."""
+
 from dataclasses import dataclass
 from typing import Any
 

@@ -5,6 +5,7 @@ item is the user-side index of it (room lists, subscriptions). Writes are
 ordered so that an index entry never outlives or precedes the membership
 it stands for, except for a brand-new room, whose messages cannot exist
 before its METADATA does."""
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,9 @@ def _participation_item(user_id: str, room_id: str, joined_at: str) -> dict[str,
 async def put_room(room: Room) -> bool:
     """Write the participations, then the METADATA item that makes the room
     exist. Returns False (and writes no METADATA) if the room existed."""
-    await dynamo.batch_put([_participation_item(user_id, room.room_id, room.created_at) for user_id in room.participant_ids])
+    await dynamo.batch_put(
+        [_participation_item(user_id, room.room_id, room.created_at) for user_id in room.participant_ids]
+    )
     item = {
         **keys.room(room.room_id),
         "chatRoomId": room.room_id,
@@ -186,7 +189,9 @@ async def add_participant(room_id: str, user_id: str, *, joined_at: str, limit: 
         await dynamo.update(
             keys.room(room_id),
             UpdateExpression="SET participantIds = list_append(participantIds, :new)",
-            ConditionExpression="attribute_exists(PK) AND NOT contains(participantIds, :user) AND size(participantIds) < :limit",
+            ConditionExpression=(
+                "attribute_exists(PK) AND NOT contains(participantIds, :user) AND size(participantIds) < :limit"
+            ),
             ExpressionAttributeValues=dynamo.values(new=[user_id], user=user_id, limit=limit),
         )
         added = True
@@ -198,7 +203,9 @@ async def add_participant(room_id: str, user_id: str, *, joined_at: str, limit: 
             raise RoomFull() from None
         added = False
     try:
-        await dynamo.put(_participation_item(user_id, room_id, joined_at), ConditionExpression="attribute_not_exists(PK)")
+        await dynamo.put(
+            _participation_item(user_id, room_id, joined_at), ConditionExpression="attribute_not_exists(PK)"
+        )
     except ConditionFailed:
         pass  # there already, with its read watermark
     return added

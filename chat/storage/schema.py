@@ -1,6 +1,7 @@
 """The table's schema: its name, key attributes and indexes, as created by
 the control plane (chat.storage.control) and queried by the entity modules.
 Key strings are spelled in chat.keys."""
+
 from typing import Any
 
 from django.conf import settings

@@ -8,6 +8,7 @@ reaper that dies mid-way is taken over once its lease runs out. The item's
 `ttl` is set a connection's lifetime past `expiresAt`: where DynamoDB
 enforces TTL it may drop the item only when the connections it stands for
 would have expired anyway."""
+
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -74,8 +75,7 @@ async def claim_dead_server(owner: str, *, reaper: str, now: int, lease_until: i
             keys.server_heartbeat(owner),
             UpdateExpression="SET reaper = :reaper, leaseUntil = :leaseUntil",
             ConditionExpression=(
-                "attribute_exists(PK) AND expiresAt < :now"
-                " AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)"
+                "attribute_exists(PK) AND expiresAt < :now AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)"
             ),
             ExpressionAttributeValues=dynamo.values(reaper=reaper, leaseUntil=lease_until, now=now),
         )

@@ -1,5 +1,6 @@
 """The clock as storage writes it: milliseconds, and ISO-8601 as JavaScript's
 toISOString() gives it."""
+
 import time
 from datetime import UTC, datetime
 
