@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run manage test bench bench-quick bench-clients clean
+.PHONY: install run manage test lint bench bench-quick bench-clients clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -31,6 +31,12 @@ manage: install
 # DYNAMODB_ENDPOINT_URL / REDIS_URL point elsewhere.
 test: install
 	DJANGO_DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# The tooling gate (pyproject.toml): lint, formatting, strict types.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy
 
 # Benchmarks: P against the Channels tutorial consumer (B0), the reference
 # algorithm (B1), a bare websockets server (L) and P under uvicorn (PU);

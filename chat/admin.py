@@ -1,13 +1,21 @@
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from chat import verification
 from chat.models import Profile
 
+if TYPE_CHECKING:
+    ProfileModelAdmin = admin.ModelAdmin[Profile]
+else:  # ModelAdmin is generic for the type checker only
+    ProfileModelAdmin = admin.ModelAdmin
+
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(ProfileModelAdmin):
     list_display = ("user_id", "nickname", "status", "decided_by", "decided_at", "created_at")
     list_filter = ("status",)
     search_fields = ("user_id", "nickname")
@@ -27,7 +35,8 @@ class ProfileAdmin(admin.ModelAdmin):
 
     def _decide(self, request: HttpRequest, queryset: QuerySet[Profile], status: str) -> None:
         user_ids = list(queryset.values_list("user_id", flat=True))
-        count = verification.set_verification(user_ids=user_ids, status=status, decided_by=request.user)
+        staff = request.user if isinstance(request.user, AbstractBaseUser) else None  # the admin requires a login
+        count = verification.set_verification(user_ids=user_ids, status=status, decided_by=staff)
         self.message_user(request, f"{count} profile(s) marked {status}.", messages.SUCCESS)
 
     @admin.action(description="Approve verification of selected profiles")

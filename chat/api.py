@@ -6,7 +6,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from chat.ratelimit import KeyedBuckets
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(settings.BASE_DIR) / "docs" / "openapi.json"
-View = Callable[..., Awaitable[JsonResponse]]
+View = Callable[..., Coroutine[Any, Any, JsonResponse]]
 _budgets: KeyedBuckets | None = None
 
 

@@ -149,7 +149,7 @@ def _signing_key(token: str) -> tuple[jwt.PyJWK, str]:
     if key is None:
         raise AuthenticationFailed("Unknown signing key")
     declared = key.declared_algorithm
-    if (declared and declared != algorithm) or algorithm not in KEY_TYPE_ALGORITHMS.get(key.jwk.key_type, ()):
+    if (declared and declared != algorithm) or algorithm not in KEY_TYPE_ALGORITHMS.get(key.jwk.key_type or "", ()):
         raise AuthenticationFailed("Token algorithm does not match its key")
     return key.jwk, algorithm
 

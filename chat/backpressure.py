@@ -70,7 +70,7 @@ def _is_file_descriptor(transport: Any) -> bool:
 
 
 def _queued(transport: Any) -> int:
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
 
 
 def _unmeasured() -> int:

@@ -107,6 +107,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
 
+    @property
+    def user(self) -> auth.Identity:
+        """Who the socket belongs to. Frames, and the tasks and events that
+        need it, are handled only once the connection is registered."""
+        if self.identity is None:
+            raise RuntimeError("the connection is not registered")
+        return self.identity
+
+    @property
+    def registered(self) -> Connection:
+        """The connection's registry record (see user)."""
+        if self.connection is None:
+            raise RuntimeError("the connection is not registered")
+        return self.connection
+
     def post(self, event: dict[str, Any]) -> None:
         """Queue a channel-layer event for this socket (called by the hub)."""
         self._inbox.put_nowait(event)
@@ -221,7 +236,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await asyncio.gather(self._keep_registry(), self._keep_slot())
 
     async def _keep_slot(self) -> None:
-        user_id, socket_id = self.identity.user_id, self.connection.connection_id
+        user_id, socket_id = self.user.user_id, self.registered.connection_id
         while True:
             await asyncio.sleep(settings.USER_SOCKET_SLOT_SECONDS / 3)
             await limits.refresh_socket(user_id=user_id, socket_id=socket_id)
@@ -241,13 +256,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Close the socket with 4401 when its token expires (plus the
         leeway), unless an authenticate frame has moved that time on."""
         # A loop, not an Event: authenticate moves the time on while we sleep.
-        while (left := self.identity.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:  # noqa: ASYNC110
+        while (left := self.user.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(left)
-        log.info("connection of %s closed: its token expired", self.identity.user_id)
+        log.info("connection of %s closed: its token expired", self.user.user_id)
         await self.close(code=CLOSE_UNAUTHORIZED)
 
     def _expired(self) -> bool:
-        return time.time() >= self.identity.expires_at + settings.JWT_LEEWAY_SECONDS
+        return time.time() >= self.user.expires_at + settings.JWT_LEEWAY_SECONDS
 
     # --- client frames -------------------------------------------------------------
 
@@ -298,7 +313,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(token, str) or not token:
             raise InvalidRequest("token must be a non-empty string")
         identity = await auth.authenticate(token)
-        if identity.user_id != self.identity.user_id:
+        if identity.user_id != self.user.user_id:
             raise AuthenticationFailed("The token is for another user")
         self.identity = identity
         valid_until = identity.expires_at + settings.JWT_LEEWAY_SECONDS
@@ -308,7 +323,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         request = validation.send_message(frame)
         await self._ensure_verified()
         result = await services.send_message(
-            sender_id=self.identity.user_id, request=request, origin_channel=self.channel_name
+            sender_id=self.user.user_id, request=request, origin_channel=self.channel_name
         )
         if result.message is not None:
             await self.send_frame(events.message_frame(result.message))
@@ -317,7 +332,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_get_messages(self, frame: dict[str, Any]) -> None:
         request = validation.get_messages(frame)
         page = await services.history(
-            self.identity,
+            self.user,
             request.room_id,
             after_seq=request.after_seq,
             before_seq=request.before_seq,
@@ -329,18 +344,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = validation.room_id(frame.get("chatRoomId"))
         seq = validation.seq(frame.get("seq"), "seq")
         await self._ensure_verified()  # read receipts reach the room
-        watermark, moved = await services.mark_read(user_id=self.identity.user_id, room_id=room_id, seq=seq)
+        watermark, moved = await services.mark_read(user_id=self.user.user_id, room_id=room_id, seq=seq)
         if not moved:  # nobody else is told; this connection still learns where it stands
-            await self.send_frame(events.read_frame(room_id, self.identity.user_id, watermark))
+            await self.send_frame(events.read_frame(room_id, self.user.user_id, watermark))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         room_id = validation.room_id(frame.get("chatRoomId"))
         if room_id not in self.rooms:
             raise NotAParticipant()
         await self._ensure_verified()
-        if not typing_throttle.ready((self.identity.user_id, room_id)):
+        if not typing_throttle.ready((self.user.user_id, room_id)):
             return  # dropped quietly: clients send one per keystroke
-        await services.typing(user_id=self.identity.user_id, room_id=room_id)
+        await services.typing(user_id=self.user.user_id, room_id=room_id)
 
     async def _ensure_verified(self) -> None:
         """The cached status is kept current by verification events. In case
@@ -348,7 +363,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         and a positive one once it is VERIFICATION_RECHECK_SECONDS old."""
         stale = time.monotonic() - self.verified_at > settings.VERIFICATION_RECHECK_SECONDS
         if self.verification != verification.APPROVED or stale:
-            self.verification = await services.current_status(self.identity.user_id)
+            self.verification = await services.current_status(self.user.user_id)
             self.verified_at = time.monotonic()
         if self.verification != verification.APPROVED:
             raise VerificationRequired()
@@ -401,5 +416,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._expiry.cancel()
             self.connection = None  # its items are gone already
             await self._leave_all()
-            await limits.release_socket(user_id=self.identity.user_id, socket_id=event["connection_id"])
+            await limits.release_socket(user_id=self.user.user_id, socket_id=event["connection_id"])
             await self.close(code=CLOSE_EXPIRED)

@@ -3,7 +3,7 @@ of the HTTP API, and every event that travels over the channel layer, is
 built here and nowhere else."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +144,7 @@ def deliver(frame: Frame, *, skip_channel: str | None = None, skip_user: str | N
     return {"type": "chat.frame", "text": encode(frame), "skip": skip_channel, "skip_user": skip_user}
 
 
-def deliver_many(frames: list[tuple[Frame, str | None]]) -> dict[str, Any]:
+def deliver_many(frames: Sequence[tuple[Frame, str | None]]) -> dict[str, Any]:
     """Several frames for every consumer in a group, in one channel-layer
     event: each (frame, skip_user) is written to the group's sockets as
     deliver() would, in order."""

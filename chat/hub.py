@@ -40,7 +40,7 @@ class Hub:
         self.channel: str | None = None
         self.members: dict[str, set[Member]] = defaultdict(set)
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     async def _start(self) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import weakref
+from typing import Any
 
 from django.conf import settings
 from redis.asyncio import Redis
@@ -83,7 +84,7 @@ _limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Limiter]" = wea
 
 def _limiter() -> Limiter | None:
     """The running loop's limiter, built on first use; None without Redis."""
-    config = settings.CHANNEL_LAYERS["default"].get("CONFIG")
+    config: dict[str, Any] | None = settings.CHANNEL_LAYERS["default"].get("CONFIG")
     if config is None:
         return None
     loop = asyncio.get_running_loop()
@@ -101,7 +102,8 @@ def _limiter() -> Limiter | None:
 
 
 def _key(kind: str, user_id: str) -> str:
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:limits:{kind}:{user_id}"
+    config: dict[str, Any] = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    return f"{config['prefix']}:limits:{kind}:{user_id}"
 
 
 def _outage(error: Exception) -> None:

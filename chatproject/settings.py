@@ -9,7 +9,7 @@ DJANGO_DEBUG is on).
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -153,7 +153,7 @@ CHANNEL_REDIS_HOSTS = [
     }
 ]
 if CHANNEL_LAYER == "memory":
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 elif CHANNEL_LAYER == "redis-pubsub":
     CHANNEL_LAYERS = {
         "default": {

@@ -3,7 +3,7 @@ then emits events. Used alike by the consumer, the HTTP API, management
 commands and the admin; async, with sync twins for sync callers (each on a
 storage session of its own, chat.storage.run_sync)."""
 
-import functools
+from typing import Any
 
 from chat import storage
 from chat.services.connections import OpenedConnection, close_connection, open_connection, refresh_connection
@@ -21,10 +21,23 @@ from chat.services.messages import (
 from chat.services.profiles import current_status, status_on_connect
 from chat.services.reaping import reap_dead_servers, reap_expired_connections
 from chat.services.rooms import MAX_PARTICIPANTS, RoomListing, create_room, join_activity, leave_room, list_rooms
+from chat.storage import Message, Room
 
-create_room_sync = functools.partial(storage.run_sync, create_room)
-send_system_message_sync = functools.partial(storage.run_sync, send_system_message)
-reap_expired_connections_sync = functools.partial(storage.run_sync, reap_expired_connections)
+
+def create_room_sync(**kwargs: Any) -> Room:
+    """create_room for sync callers (commands, the admin)."""
+    return storage.run_sync(create_room, **kwargs)
+
+
+def send_system_message_sync(**kwargs: Any) -> Message:
+    """send_system_message for sync callers."""
+    return storage.run_sync(send_system_message, **kwargs)
+
+
+def reap_expired_connections_sync() -> int:
+    """reap_expired_connections for sync callers (the reap_connections command)."""
+    return storage.run_sync(reap_expired_connections)
+
 
 __all__ = [
     "ADMIN_GROUP",

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
+from typing import cast
 
 from django.conf import settings
 
@@ -13,7 +14,7 @@ from chat.auth import Identity
 from chat.errors import StorageUnavailable
 from chat.services.liveness import liveness
 from chat.services.profiles import status_on_connect
-from chat.storage import Connection
+from chat.storage import Connection, Participation
 
 log = logging.getLogger(__name__)
 # Cleanups under way (asyncio keeps only weak references to tasks).
@@ -57,7 +58,8 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
         _background.add(forgetting)
         forgetting.add_done_callback(_background.discard)
         raise failures[0]
-    status, _, participations, first = outcomes
+    # Every outcome is a result now (failures were raised above).
+    status, _, participations, first = cast(tuple[str, None, list[Participation], bool], tuple(outcomes))
     room_ids = [participation.room_id for participation in participations]
     if first:
         delivery.announce_presence(identity.user_id, room_ids, online=True)

@@ -14,7 +14,7 @@ from chat import delivery, events, limits, storage, validation
 from chat.auth import Identity
 from chat.errors import NotAParticipant, StorageUnavailable
 from chat.events import Ack
-from chat.storage import Allocation, ClientMessage, Message, Room
+from chat.storage import Allocation, Message, Room
 
 log = logging.getLogger(__name__)
 SYSTEM_SENDER = "system"
@@ -45,10 +45,6 @@ class HistoryPage:
     has_more: bool
 
 
-def _ack(message: Message) -> Ack:
-    return Ack(message.message_id, message.client_message_id, message.room_id, message.seq, message.timestamp)
-
-
 async def send_message(*, sender_id: str, request: validation.SendMessage, origin_channel: str | None) -> SendResult:
     """Store a user's message, move the sender's read watermark to it, and
     deliver it to every connection of the room's participants except
@@ -69,8 +65,7 @@ async def _send(sender_id: str, request: validation.SendMessage, origin_channel:
     if cid is not None:
         earlier = await _claim(sender_id, request.room_id, cid, message_id)
         if earlier is not None:
-            ack = Ack(earlier.message_id, cid, request.room_id, earlier.seq, earlier.timestamp, duplicate=True)
-            return SendResult(ack=ack, message=None)
+            return SendResult(ack=earlier, message=None)
     try:
         allocation = await storage.allocate(
             request.room_id, sender_id=sender_id, message_id=message_id, content=request.content
@@ -97,7 +92,8 @@ async def _send(sender_id: str, request: validation.SendMessage, origin_channel:
     if cid is not None:
         _later(storage.commit_client_message, sender_id, cid, message)
     await _deliver(message, skip_channel=origin_channel)
-    return SendResult(ack=_ack(message), message=message)
+    ack = Ack(message_id, cid, request.room_id, allocation.seq, allocation.timestamp)
+    return SendResult(ack=ack, message=message)
 
 
 async def _store(message: Message, allocation: Allocation) -> None:
@@ -112,18 +108,20 @@ async def _store(message: Message, allocation: Allocation) -> None:
     storage.note_last_message(message)
 
 
-async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> ClientMessage | None:
+async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> Ack | None:
     """Claim the clientMessageId for message_id. Returns None when claimed,
-    or the earlier send's record once it has stored its message. A claim
-    whose sender died is taken over when its lease runs out."""
+    or the earlier send's (duplicate) ack once it has stored its message. A
+    claim whose sender died is taken over when its lease runs out."""
     deadline = time.monotonic() + CLAIM_WAIT_SECONDS
     ttl = int(time.time()) + CLIENT_MESSAGE_TTL
     while True:
         earlier = await storage.reserve_client_message(
             user_id, room_id, cid, message_id=message_id, lease_ms=CLAIM_LEASE_MS, ttl=ttl
         )
-        if earlier is None or earlier.seq is not None:
-            return earlier
+        if earlier is None:
+            return None
+        if earlier.seq is not None and earlier.timestamp is not None:
+            return Ack(earlier.message_id, cid, room_id, earlier.seq, earlier.timestamp, duplicate=True)
         if earlier.lease_until < storage.now_ms():
             taken = await storage.take_over_client_message(
                 user_id, room_id, cid, stale_id=earlier.message_id, message_id=message_id, lease_ms=CLAIM_LEASE_MS

@@ -40,10 +40,12 @@ async def reap(connections: Sequence[Connection], delete: Callable[[Connection],
             return True
 
     outcomes = await asyncio.gather(*(one(connection) for connection in connections), return_exceptions=True)
+    reaped = 0
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return sum(outcomes)
+        reaped += outcome
+    return reaped
 
 
 async def reap_dead_servers(*, reaper: str) -> int:

@@ -115,8 +115,8 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
         added = await storage.add_participant(room_id, identity.user_id, joined_at=_now_iso(), limit=MAX_PARTICIPANTS)
     except RoomNotFound:
         # First joiner (or one whose creator died after claiming): create it.
-        room = Room(room_id, (identity.user_id,), "group", _now_iso(), None, activity_id)
-        if not await storage.put_room(room):
+        first = Room(room_id, (identity.user_id,), "group", _now_iso(), None, activity_id)
+        if not await storage.put_room(first):
             return await join_activity(identity, activity_id)
         await send_system_message(room_id=room_id, content="Room created")
         added = True

@@ -189,7 +189,8 @@ def batcher() -> WriteBatcher:
     extras = dynamo.plane().extras
     if "batcher" not in extras:
         extras["batcher"] = WriteBatcher()
-    return extras["batcher"]
+    writer: WriteBatcher = extras["batcher"]
+    return writer
 
 
 async def put(*items: dict[str, Any]) -> None:

@@ -42,7 +42,7 @@ def reset_client() -> None:
 
 
 def _error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def scan(**request: Any) -> Iterator[dict[str, Any]]:

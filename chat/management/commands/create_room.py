@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat import services
 from chat.errors import ChatError
@@ -7,12 +9,12 @@ from chat.errors import ChatError
 class Command(BaseCommand):
     help = "Create a chat room and print its id."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--participants", required=True, help="comma-separated user ids")
         parser.add_argument("--name", help="room name")
         parser.add_argument("--activity", help="activity id to link the room to")
 
-    def handle(self, *args, participants, name, activity, **options):
+    def handle(self, *args: Any, participants: str, name: str | None, activity: str | None, **options: Any) -> None:
         ids = [user_id.strip() for user_id in participants.split(",") if user_id.strip()]
         try:
             room = services.create_room_sync(participant_ids=ids, name=name, activity_id=activity)

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from chat import services
@@ -9,6 +11,6 @@ class Command(BaseCommand):
         " that died, and close those sockets."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         reaped = services.reap_expired_connections_sync()
         self.stdout.write(f"reaped {reaped} connection(s)")

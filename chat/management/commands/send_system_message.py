@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat import services
 from chat.errors import ChatError
@@ -7,11 +9,11 @@ from chat.errors import ChatError
 class Command(BaseCommand):
     help = "Store a system message in a room and deliver it to the room's connections."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("room_id")
         parser.add_argument("text")
 
-    def handle(self, *args, room_id, text, **options):
+    def handle(self, *args: Any, room_id: str, text: str, **options: Any) -> None:
         try:
             message = services.send_system_message_sync(room_id=room_id, content=text)
         except ChatError as error:

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat import verification
 from chat.errors import ChatError
@@ -8,11 +10,11 @@ from chat.models import Profile
 class Command(BaseCommand):
     help = "Set a user's verification status; their open connections apply it at once."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("user_id")
         parser.add_argument("status", choices=Profile.Status.values)
 
-    def handle(self, *args, user_id, status, **options):
+    def handle(self, *args: Any, user_id: str, status: str, **options: Any) -> None:
         try:
             verification.set_verification(user_ids=[user_id], status=status)
         except ChatError as error:
