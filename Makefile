@@ -3,25 +3,55 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run manage test lint bench bench-quick bench-clients clean
+.PHONY: install install-app install-bench lock run manage test lint bench bench-quick bench-clients clean
 
-install: $(VENV)/.installed node_modules/.installed
+# The lock files (README "Dependencies"): the app's for `make run`, the dev
+# set for the tests and the tooling, plus plotting for the benchmark. One stamp
+# per lock, so an unchanged lock installs nothing.
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+install: $(VENV)/.installed-dev node_modules/.installed
+
+install-app: $(VENV)/.installed-app node_modules/.installed
+
+install-bench: $(VENV)/.installed-bench node_modules/.installed
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-app: requirements.txt | $(PY)
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt | $(PY)
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.installed-bench: requirements-bench.txt | $(PY)
+	$(PIP_INSTALL) -r requirements-bench.txt
+	touch $@
+
+# Recompiles the lock files from the .in files with pip-tools (installed into
+# the venv for this only), keeping every pin that still fits; to move some,
+#   make lock LOCK_ARGS="--upgrade-package django"   (or --upgrade for all)
+lock: | $(PY)
+	$(PIP_INSTALL) pip-tools==7.6.2
+	for lock in requirements requirements-dev requirements-bench; do \
+	  CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --strip-extras --allow-unsafe \
+	    --no-emit-index-url --no-emit-find-links --annotation-style=line $(LOCK_ARGS) -o $$lock.txt $$lock.in \
+	    || exit 1; \
+	done
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: install
+run: install-app
 	$(PY) -m devtools.run
 
 # manage.py against the server of `make run`, e.g.
 #   make manage ARGS="issue_token --sub alice --name Alice"
-manage: install
+manage: $(VENV)/.installed-app
 	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} JWT_DEV_ISSUER=$${JWT_DEV_ISSUER:-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	DYNAMODB_ENDPOINT_URL=$${DYNAMODB_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_LOCAL_PORT:-8001}} \
@@ -41,10 +71,10 @@ lint: install
 # Benchmarks: P against the Channels tutorial consumer (B0), the reference
 # algorithm (B1), a bare websockets server (L) and P under uvicorn (PU);
 # ratios in one run. bench-quick is small and asserts nothing.
-bench: install
+bench: install-bench
 	$(PY) -m bench.run
 
-bench-quick: install
+bench-quick: install-bench
 	$(PY) -m bench.run --quick
 
 # The candidate DynamoDB clients of the data plane, CPU per call.
