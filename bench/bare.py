@@ -17,7 +17,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
 
-from chat.storage.time import iso_from_ms
+from chat.domain import iso_from_ms
 
 rooms: dict[str, set[ServerConnection]] = defaultdict(set)
 seqs: dict[str, int] = defaultdict(int)

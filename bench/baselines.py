@@ -23,8 +23,8 @@ from django.urls import path  # noqa: E402
 
 from chat import auth, events, storage, validation  # noqa: E402
 from chat.consumers import query_token  # noqa: E402
+from chat.domain import Connection, Message, iso_from_ms  # noqa: E402
 from chat.errors import ChatError  # noqa: E402
-from chat.storage import Connection, Message  # noqa: E402
 
 
 class TutorialConsumer(AsyncWebsocketConsumer):
@@ -55,9 +55,7 @@ class ReferenceConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         now = int(time.time())
-        self.connection = Connection(
-            self.channel_name, self.identity.user_id, storage.iso_from_ms(now * 1000), now + 86400
-        )
+        self.connection = Connection(self.channel_name, self.identity.user_id, iso_from_ms(now * 1000), now + 86400)
         await storage.put_connection(self.connection)
 
     async def disconnect(self, code: int) -> None:

@@ -107,13 +107,13 @@ def prepare(params: dict[str, Any]) -> dict[str, Any]:
     """Users (approved), rooms and tokens shared by every variant."""
     from django.core.management import call_command
 
-    from chat import dev_issuer, services, storage, verification
+    from chat import dev_issuer, domain, services, storage
 
     call_command("migrate", verbosity=0)
     storage.create_table()
     size = params["room_size"]
     users = [f"bench-{n}" for n in range(max(params["clients"], params["storm"], params["w3_members"]))]
-    verification.set_verification(user_ids=users, status="approved")
+    services.set_verification(user_ids=users, status="approved")
     rooms = [
         services.create_room_sync(participant_ids=users[start : start + size]).room_id
         for start in range(0, params["clients"], size)
@@ -121,7 +121,7 @@ def prepare(params: dict[str, Any]) -> dict[str, Any]:
     # W3's room is larger than the product allows (50): written directly, to
     # measure fan-out to hundreds of members.
     big_room = f"bench-big-{uuid.uuid4().hex[:8]}"
-    big = storage.Room(big_room, tuple(users[: params["w3_members"]]), "group", storage.iso_from_ms(storage.now_ms()))
+    big = domain.Room(big_room, tuple(users[: params["w3_members"]]), "group", domain.iso_from_ms(domain.now_ms()))
     storage.run_sync(storage.put_room, big)
     tokens = {user: dev_issuer.issue_token(sub=user, ttl=4 * 3600) for user in users}
     return {"users": users, "rooms": rooms, "big_room": big_room, "tokens": tokens}
@@ -220,11 +220,11 @@ def forget_connections() -> None:
     """Delete every connection's items and presence, as the reaper would:
     a stopped server leaves its sockets registered, and B1 would go on
     sending to them (P would think their users online)."""
-    from chat import storage
+    from chat import domain, storage
 
     everything = 2**40  # "expired" by then
 
-    async def forget(connections: list[storage.Connection]) -> None:
+    async def forget(connections: list[domain.Connection]) -> None:
         for connection in connections:
             await storage.delete_expired_connection(connection, now=everything)
             await storage.set_offline(connection, now=everything)

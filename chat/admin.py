@@ -5,7 +5,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from chat import verification
+from chat import services
 from chat.models import Profile
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class ProfileAdmin(ProfileModelAdmin):
     def _decide(self, request: HttpRequest, queryset: QuerySet[Profile], status: str) -> None:
         user_ids = list(queryset.values_list("user_id", flat=True))
         staff = request.user if isinstance(request.user, AbstractBaseUser) else None  # the admin requires a login
-        count = verification.set_verification(user_ids=user_ids, status=status, decided_by=staff)
+        count = services.set_verification(user_ids=user_ids, status=status, decided_by=staff)
         self.message_user(request, f"{count} profile(s) marked {status}.", messages.SUCCESS)
 
     @admin.action(description="Approve verification of selected profiles")

@@ -16,13 +16,12 @@ from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from chat import auth, events, services, validation, verification
-from chat.auth import Identity
+from chat.domain import Identity
 from chat.errors import (
     AuthenticationFailed,
     ChatError,
     Forbidden,
     InvalidJson,
-    InvalidRequest,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -132,18 +131,16 @@ async def rooms(request: HttpRequest, identity: Identity) -> JsonResponse:
     if request.method == "GET":
         listings = await services.list_rooms(identity.user_id)
         return JsonResponse({"rooms": [_listing(listing) for listing in listings]})
-    body = _json_body(request)
-    if "participantIds" not in body:
-        raise InvalidRequest("participantIds is required")
+    fields = validation.create_room(_json_body(request))
     # Activities bind to a room on their first join; a caller naming one
     # here could squat it for everybody who joins later. Staff may.
-    if body.get("activityId") is not None and services.ADMIN_GROUP not in identity.groups:
+    if fields.activity_id is not None and services.ADMIN_GROUP not in identity.groups:
         raise Forbidden("activityId is set by joining the activity")
     await _ensure_verified(identity)
     room = await services.create_room(
-        participant_ids=body["participantIds"],
-        name=body.get("name"),
-        activity_id=body.get("activityId"),
+        participant_ids=fields.participant_ids,
+        name=fields.name,
+        activity_id=fields.activity_id,
         creator_id=identity.user_id,
     )
     return JsonResponse({"room": events.room_data(room)}, status=201)
@@ -174,6 +171,7 @@ async def leave(request: HttpRequest, identity: Identity, room_id: str) -> JsonR
 
 @endpoint("POST")
 async def join_activity(request: HttpRequest, identity: Identity, activity_id: str) -> JsonResponse:
+    activity_id = validation.activity_id(activity_id)
     await _ensure_verified(identity)
     room, added = await services.join_activity(identity, activity_id)
     return JsonResponse({"room": events.room_data(room), "joined": added}, status=201 if added else 200)

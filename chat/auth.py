@@ -19,6 +19,7 @@ import jwt
 from django.conf import settings
 
 from chat.blocking import run_blocking
+from chat.domain import Identity
 from chat.errors import AuthenticationFailed, AuthUnavailable, ChatError
 from chat.validation import nickname as valid_nickname
 from chat.validation import user_id as valid_user_id
@@ -41,15 +42,6 @@ HANDSHAKE_WAIT_SECONDS = 4.0
 class SigningKey:
     jwk: jwt.PyJWK
     declared_algorithm: str | None
-
-
-@dataclass(frozen=True)
-class Identity:
-    user_id: str
-    nickname: str
-    groups: tuple[str, ...] = ()
-    # The token's exp (Unix seconds); infinite for callers without a token.
-    expires_at: float = float("inf")
 
 
 class JwksCache:

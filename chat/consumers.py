@@ -19,6 +19,7 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from chat import auth, backpressure, delivery, events, limits, services, validation, verification
+from chat.domain import Identity
 from chat.errors import (
     AuthenticationFailed,
     AuthUnavailable,
@@ -33,8 +34,8 @@ from chat.errors import (
     VerificationRequired,
 )
 from chat.hub import hub
-from chat.ratelimit import Throttle, TokenBucket
-from chat.storage import Connection
+from chat.ratelimit import Throttle
+from chat.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,7 @@ def decode_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, A
 
 class ChatConsumer(AsyncWebsocketConsumer):
     too_slow = False  # closed for not reading: frames are no longer written
-    identity: auth.Identity | None = None
-    connection: Connection | None = None
+    session: Session | None = None  # once registered, until disconnect or reaping
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         """As channels' consumer, except that this socket's own channel is a
@@ -100,29 +100,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = None
         self.channel_name = f"local.{uuid.uuid4().hex}"
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[events.ConsumerEvent] = asyncio.Queue()
         self.base_send = send
+        self.joined: set[str] = set()  # the hub's groups, the user's one joined before registration
         try:
             await await_many_dispatch([receive, self._inbox.get], self.dispatch)
         except StopConsumer:
             pass
 
-    @property
-    def user(self) -> auth.Identity:
-        """Who the socket belongs to. Frames, and the tasks and events that
-        need it, are handled only once the connection is registered."""
-        if self.identity is None:
-            raise RuntimeError("the connection is not registered")
-        return self.identity
-
-    @property
-    def registered(self) -> Connection:
-        """The connection's registry record (see user)."""
-        if self.connection is None:
-            raise RuntimeError("the connection is not registered")
-        return self.connection
-
-    def post(self, event: dict[str, Any]) -> None:
+    def post(self, event: events.ConsumerEvent) -> None:
         """Queue a channel-layer event for this socket (called by the hub)."""
         self._inbox.put_nowait(event)
 
@@ -141,7 +127,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accept first: a close before accept becomes an HTTP 403 and the
         # client never learns the code.
         await self.accept()
-        self.joined: set[str] = set()
         self.queued_bytes = backpressure.gauge(self.base_send)
         if not origin_allowed(self.scope):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
@@ -157,7 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self._register(identity)
 
-    async def _register(self, identity: auth.Identity) -> None:
+    async def _register(self, identity: Identity) -> None:
         connection_id, opened = uuid.uuid4().hex, None
         try:
             # Join the user's group before reading the verification status, so a
@@ -180,114 +165,78 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._leave_all()
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
-        self.identity, self.connection, self.verification = identity, opened.connection, opened.verification
-        self.verified_at = time.monotonic()
-        self.rooms: set[str] = set()
-        self.frame_budget = TokenBucket(settings.SOCKET_RATE, settings.SOCKET_BURST)
-        self.registry_lock = asyncio.Lock()
-        self._refresher = asyncio.create_task(self._keep_alive())
-        self._expiry = asyncio.create_task(self._close_at_expiry())
+        session = Session(identity=identity, connection=opened.connection, verification=opened.verification)
+        self.session = session
+        session.start(self._close_at_expiry(session))
         try:
-            await asyncio.gather(*(self._join_room(room_id) for room_id in opened.room_ids))
+            await asyncio.gather(*(self._join_room(session, room_id) for room_id in opened.room_ids))
         except DeliveryUnavailable:
             await self.close(code=CLOSE_TRY_AGAIN)  # disconnect() unregisters it
 
     async def disconnect(self, code: int) -> None:
-        if self.connection is None:
-            await self._leave_all()
-            return
+        await self._end(reaped=False)
+
+    async def _end(self, *, reaped: bool) -> None:
+        """The one teardown, whether the socket closed or its connection was
+        reaped: leave the groups, then end the session if there is one."""
         await self._leave_all()
-        # Taking the lock waits for a refresh already under way, so it cannot
-        # write the items back after they are deleted.
-        self._expiry.cancel()
-        async with self.registry_lock:
-            self._refresher.cancel()
-            connection, self.connection = self.connection, None
-            try:
-                await services.close_connection(connection, room_ids=sorted(self.rooms))
-            except StorageUnavailable:
-                log.warning("connection %s left for the reaper", connection.connection_id)
-        await limits.release_socket(user_id=connection.user_id, socket_id=connection.connection_id)
+        session, self.session = self.session, None
+        if session is not None:
+            await session.end(reaped=reaped)
 
     async def _join(self, group: str) -> None:
         await hub().subscribe(self, group)
         self.joined.add(group)
 
-    async def _join_room(self, room_id: str) -> None:
+    async def _join_room(self, session: Session, room_id: str) -> None:
         await self._join(delivery.room_group(room_id))
-        self.rooms.add(room_id)
+        session.rooms.add(room_id)
 
-    async def _leave_room(self, room_id: str) -> None:
+    async def _leave_room(self, session: Session, room_id: str) -> None:
         group = delivery.room_group(room_id)
         await hub().unsubscribe(self, group)
         self.joined.discard(group)
-        self.rooms.discard(room_id)
+        session.rooms.discard(room_id)
 
     async def _leave_all(self) -> None:
-        for group in getattr(self, "joined", ()):
+        for group in self.joined:
             await hub().unsubscribe(self, group)
         self.joined = set()
 
-    async def _keep_alive(self) -> None:
-        """Keep the registry items from expiring while the socket lives (the
-        hub renews group memberships), and its slot among the user's
-        sockets, which lapses within minutes so that a dead process's
-        sockets soon stop counting."""
-        await asyncio.gather(self._keep_registry(), self._keep_slot())
-
-    async def _keep_slot(self) -> None:
-        user_id, socket_id = self.user.user_id, self.registered.connection_id
-        while True:
-            await asyncio.sleep(settings.USER_SOCKET_SLOT_SECONDS / 3)
-            await limits.refresh_socket(user_id=user_id, socket_id=socket_id)
-
-    async def _keep_registry(self) -> None:
-        while True:
-            await asyncio.sleep(settings.CONNECTION_REFRESH_SECONDS)
-            async with self.registry_lock:
-                if self.connection is None:
-                    return
-                try:
-                    self.connection = await services.refresh_connection(self.connection)
-                except Exception:
-                    log.exception("could not refresh connection %s", self.connection.connection_id)
-
-    async def _close_at_expiry(self) -> None:
+    async def _close_at_expiry(self, session: Session) -> None:
         """Close the socket with 4401 when its token expires (plus the
         leeway), unless an authenticate frame has moved that time on."""
         # A loop, not an Event: authenticate moves the time on while we sleep.
-        while (left := self.user.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:  # noqa: ASYNC110
+        while (left := session.identity.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(left)
-        log.info("connection of %s closed: its token expired", self.user.user_id)
+        log.info("connection of %s closed: its token expired", session.identity.user_id)
         await self.close(code=CLOSE_UNAUTHORIZED)
-
-    def _expired(self) -> bool:
-        return time.time() >= self.user.expires_at + settings.JWT_LEEWAY_SECONDS
 
     # --- client frames -------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.connection is None:
+        session = self.session
+        if session is None:
             return  # refused or closing: frames that raced the close are ignored
-        if self._expired():  # the timer may not have fired yet
-            if not self._expiry.done():
-                self._expiry.cancel()
+        if time.time() >= session.identity.expires_at + settings.JWT_LEEWAY_SECONDS:  # the timer may not have fired yet
+            if session.expiry is not None and not session.expiry.done():
+                session.expiry.cancel()
                 await self.close(code=CLOSE_UNAUTHORIZED)
             return
         action = None
         try:
-            if wait_ms := self.frame_budget.take():
+            if wait_ms := session.budget.take():
                 raise RateLimited(retry_after_ms=wait_ms)
             frame = decode_frame(text_data, bytes_data)
             action = frame.get("action")
-            await self._handler(action)(frame)
+            await self._handler(action)(session, frame)
         except ChatError as error:
             await self.send_frame(events.error_frame(error, validation.echoed_action(action)))
         except Exception:
             log.exception("unexpected error handling %r", action)
             await self.send_frame(events.error_frame(ChatError(), validation.echoed_action(action)))
 
-    def _handler(self, action: Any) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    def _handler(self, action: Any) -> Callable[[Session, dict[str, Any]], Awaitable[None]]:
         if not isinstance(action, str):
             raise InvalidRequest("action must be a string")
         handlers = {
@@ -303,36 +252,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise UnknownAction(f"Unknown action: {shown}" if shown else None)
         return handlers[action]
 
-    async def on_ping(self, frame: dict[str, Any]) -> None:
+    async def on_ping(self, session: Session, frame: dict[str, Any]) -> None:
         await self.send_frame(events.pong_frame())
 
-    async def on_authenticate(self, frame: dict[str, Any]) -> None:
+    async def on_authenticate(self, session: Session, frame: dict[str, Any]) -> None:
         """Extend the session with a fresh token of the same user. A token
         that fails, or names another user, is refused and changes nothing."""
         token = frame.get("token")
         if not isinstance(token, str) or not token:
             raise InvalidRequest("token must be a non-empty string")
         identity = await auth.authenticate(token)
-        if identity.user_id != self.user.user_id:
+        if identity.user_id != session.identity.user_id:
             raise AuthenticationFailed("The token is for another user")
-        self.identity = identity
+        session.identity = identity
         valid_until = identity.expires_at + settings.JWT_LEEWAY_SECONDS
         await self.send_frame(events.authenticated_frame(identity.user_id, valid_until))
 
-    async def on_send_message(self, frame: dict[str, Any]) -> None:
+    async def on_send_message(self, session: Session, frame: dict[str, Any]) -> None:
         request = validation.send_message(frame)
-        await self._ensure_verified()
+        await self._ensure_verified(session)
         result = await services.send_message(
-            sender_id=self.user.user_id, request=request, origin_channel=self.channel_name
+            sender_id=session.identity.user_id, request=request, origin_channel=self.channel_name
         )
         if result.message is not None:
             await self.send_frame(events.message_frame(result.message))
         await self.send_frame(events.ack_frame(result.ack))
 
-    async def on_get_messages(self, frame: dict[str, Any]) -> None:
+    async def on_get_messages(self, session: Session, frame: dict[str, Any]) -> None:
         request = validation.get_messages(frame)
         page = await services.history(
-            self.user,
+            session.identity,
             request.room_id,
             after_seq=request.after_seq,
             before_seq=request.before_seq,
@@ -340,35 +289,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.send_frame(events.messages_frame(request.room_id, page.messages, has_more=page.has_more))
 
-    async def on_mark_read(self, frame: dict[str, Any]) -> None:
+    async def on_mark_read(self, session: Session, frame: dict[str, Any]) -> None:
         room_id = validation.room_id(frame.get("chatRoomId"))
         seq = validation.seq(frame.get("seq"), "seq")
-        await self._ensure_verified()  # read receipts reach the room
-        watermark, moved = await services.mark_read(user_id=self.user.user_id, room_id=room_id, seq=seq)
+        await self._ensure_verified(session)  # read receipts reach the room
+        user_id = session.identity.user_id
+        watermark, moved = await services.mark_read(user_id=user_id, room_id=room_id, seq=seq)
         if not moved:  # nobody else is told; this connection still learns where it stands
-            await self.send_frame(events.read_frame(room_id, self.user.user_id, watermark))
+            await self.send_frame(events.read_frame(room_id, user_id, watermark))
 
-    async def on_typing(self, frame: dict[str, Any]) -> None:
+    async def on_typing(self, session: Session, frame: dict[str, Any]) -> None:
         room_id = validation.room_id(frame.get("chatRoomId"))
-        if room_id not in self.rooms:
+        if room_id not in session.rooms:
             raise NotAParticipant()
-        await self._ensure_verified()
-        if not typing_throttle.ready((self.user.user_id, room_id)):
+        await self._ensure_verified(session)
+        if not typing_throttle.ready((session.identity.user_id, room_id)):
             return  # dropped quietly: clients send one per keystroke
-        await services.typing(user_id=self.user.user_id, room_id=room_id)
+        await services.typing(user_id=session.identity.user_id, room_id=room_id)
 
-    async def _ensure_verified(self) -> None:
+    async def _ensure_verified(self, session: Session) -> None:
         """The cached status is kept current by verification events. In case
         such an event was lost, a negative status is re-read at every send
         and a positive one once it is VERIFICATION_RECHECK_SECONDS old."""
-        stale = time.monotonic() - self.verified_at > settings.VERIFICATION_RECHECK_SECONDS
-        if self.verification != verification.APPROVED or stale:
-            self.verification = await services.current_status(self.user.user_id)
-            self.verified_at = time.monotonic()
-        if self.verification != verification.APPROVED:
+        stale = time.monotonic() - session.verified_at > settings.VERIFICATION_RECHECK_SECONDS
+        if session.verification != verification.APPROVED or stale:
+            session.verification = await services.current_status(session.identity.user_id)
+            session.verified_at = time.monotonic()
+        if session.verification != verification.APPROVED:
             raise VerificationRequired()
 
-    async def send_frame(self, frame: dict[str, Any]) -> None:
+    async def send_frame(self, frame: events.ServerFrame) -> None:
         await self._write(events.encode(frame))
 
     async def _write(self, text: str) -> None:
@@ -388,33 +338,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- channel-layer events ----------------------------------------------------------
 
-    async def deliver_frame(self, event: dict[str, Any]) -> None:
+    async def deliver_frame(self, event: events.EncodedFrame) -> None:
         """Called by the hub with an encoded frame for this socket's groups."""
         if event.get("skip") == self.channel_name:
             return
-        if self.identity is not None and event.get("skip_user") == self.identity.user_id:
+        if self.session is not None and event.get("skip_user") == self.session.identity.user_id:
             return
         await self._write(event["text"])
 
-    async def chat_verification(self, event: dict[str, Any]) -> None:
-        self.verification, self.verified_at = event["status"], time.monotonic()
-        await self.send_frame(events.verification_frame(event["status"]))
+    async def chat_verification(self, event: events.VerificationEvent) -> None:
+        if self.session is not None:
+            self.session.verification, self.session.verified_at = event["status"], time.monotonic()
+            await self.send_frame(events.verification_frame(event["status"]))
 
-    async def chat_room_joined(self, event: dict[str, Any]) -> None:
-        if self.connection is not None:
-            await self._join_room(event["room"]["chatRoomId"])
+    async def chat_room_joined(self, event: events.RoomJoinedEvent) -> None:
+        if self.session is not None:
+            await self._join_room(self.session, event["room"]["chatRoomId"])
             await self.send_frame(events.room_frame(event["room"]))
 
-    async def chat_room_left(self, event: dict[str, Any]) -> None:
-        if self.connection is not None:
-            await self._leave_room(event["room_id"])
+    async def chat_room_left(self, event: events.RoomLeftEvent) -> None:
+        if self.session is not None:
+            await self._leave_room(self.session, event["room_id"])
             await self.send_frame(events.room_left_frame(event["room_id"]))
 
-    async def chat_reaped(self, event: dict[str, Any]) -> None:
-        if self.connection is not None and event["connection_id"] == self.connection.connection_id:
-            self._refresher.cancel()
-            self._expiry.cancel()
-            self.connection = None  # its items are gone already
-            await self._leave_all()
-            await limits.release_socket(user_id=self.user.user_id, socket_id=event["connection_id"])
+    async def chat_reaped(self, event: events.ReapedEvent) -> None:
+        if self.session is not None and event["connection_id"] == self.session.connection.connection_id:
+            await self._end(reaped=True)
             await self.close(code=CLOSE_EXPIRED)

@@ -9,11 +9,12 @@ import asyncio
 import hashlib
 import logging
 import weakref
-from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+# events imports this module, so its types are named in quotes: they are
+# looked up once both modules are loaded.
 from chat import events
 
 log = logging.getLogger(__name__)
@@ -33,19 +34,19 @@ def user_group(user_id: str) -> str:
     return _group("user", user_id)
 
 
-async def _send(group: str, event: dict[str, Any]) -> None:
+async def _send(group: str, event: "events.ChannelEvent") -> None:
     await get_channel_layer().group_send(group, {**event, "group": group})
 
 
-async def to_room(room_id: str, event: dict[str, Any]) -> None:
+async def to_room(room_id: str, event: "events.ChannelEvent") -> None:
     await _send(room_group(room_id), event)
 
 
-async def to_user(user_id: str, event: dict[str, Any]) -> None:
+async def to_user(user_id: str, event: "events.ChannelEvent") -> None:
     await _send(user_group(user_id), event)
 
 
-async def to_users_quietly(user_ids: list[str], event: dict[str, Any]) -> None:
+async def to_users_quietly(user_ids: list[str], event: "events.ChannelEvent") -> None:
     """Best-effort notification: the state it announces is already stored,
     so a channel-layer failure is logged, not raised."""
     for user_id in user_ids:

@@ -15,13 +15,14 @@ membership (`leaves`) ends it here first, at its place in the stream."""
 import asyncio
 import logging
 import weakref
-from collections import defaultdict
-from typing import Any, Protocol
+from typing import Protocol
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from chat import events
 from chat.errors import DeliveryUnavailable
+from chat.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -29,59 +30,96 @@ log = logging.getLogger(__name__)
 class Member(Protocol):
     channel_name: str
 
-    async def deliver_frame(self, event: dict[str, Any]) -> None: ...
+    async def deliver_frame(self, event: events.EncodedFrame) -> None: ...
 
-    def post(self, event: dict[str, Any]) -> None: ...
+    def post(self, event: events.ConsumerEvent) -> None: ...
 
 
 class Hub:
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.channel: str | None = None
-        self.members: dict[str, set[Member]] = defaultdict(set)
-        self._lock = asyncio.Lock()
+        # The groups this process is in, with their local members.
+        self.members: dict[str, set[Member]] = {}
+        # Per group, the group_add or group_discard under way, if any: a
+        # group's joins and leaves reach the layer in order, while other
+        # groups' frames and joins go on.
+        self._joining: dict[str, asyncio.Future[bool]] = {}
+        self._leaving: dict[str, asyncio.Task[None]] = {}
+        self._starting = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     async def _start(self) -> None:
-        if self.channel is None:
-            self.channel = await self.layer.new_channel()
-            self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._renew())]
+        async with self._starting:
+            if self.channel is None:
+                self.channel = await self.layer.new_channel()
+                self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._renew())]
 
     async def subscribe(self, member: Member, group: str) -> None:
-        """Deliver the group's frames to member. Raises DeliveryUnavailable
-        when the channel layer cannot be reached."""
-        async with self._lock:
-            if group not in self.members:
-                try:
-                    await self._start()
-                    await self.layer.group_add(group, self.channel)
-                except Exception as exc:  # Redis refused, timed out, or closed the connection
-                    raise DeliveryUnavailable() from exc
-            self.members[group].add(member)
+        """Deliver the group's frames to member. Subscribers to a group the
+        process is joining wait for that one group_add. Raises
+        DeliveryUnavailable when the channel layer cannot be reached."""
+        while group not in self.members:
+            joining = self._joining.get(group)
+            if joining is None:
+                await self._join(group, member)
+                return
+            if not await asyncio.shield(joining):
+                raise DeliveryUnavailable()
+        self.members[group].add(member)
+
+    async def _join(self, group: str, member: Member) -> None:
+        joining = self._joining[group] = asyncio.get_running_loop().create_future()
+        joined = False
+        try:
+            if group in self._leaving:  # it would undo the group_add
+                await asyncio.wait([self._leaving[group]])
+            await self._start()
+            await self.layer.group_add(group, self.channel)
+            self.members[group] = {member}
+            joined = True
+        except Exception as exc:  # Redis refused, timed out, or closed the connection
+            raise DeliveryUnavailable() from exc
+        finally:
+            del self._joining[group]
+            joining.set_result(joined)
 
     async def unsubscribe(self, member: Member, group: str) -> None:
-        async with self._lock:
-            local = self.members.get(group)
-            if local is None or member not in local:
-                return
-            local.discard(member)
-            if not local:
-                del self.members[group]
-                try:
-                    await self.layer.group_discard(group, self.channel)
-                except Exception:
-                    log.warning("could not leave group %s; the channel layer expires it", group)
+        """Stop delivering the group's frames to member, at once; returns
+        once the process has left the group, if member was its last here."""
+        leaving = self._remove(member, group)
+        if leaving is not None:
+            await asyncio.wait([leaving])
+
+    def _remove(self, member: Member, group: str) -> "asyncio.Task[None] | None":
+        """Stop delivering the group's frames to member. If it was the
+        group's last member here, returns the task that leaves the group."""
+        local = self.members.get(group)
+        if local is None or member not in local:
+            return None
+        local.discard(member)
+        if local:
+            return None
+        del self.members[group]
+        leaving = self._leaving[group] = asyncio.create_task(self._discard(group))
+        return leaving
+
+    async def _discard(self, group: str) -> None:
+        try:
+            await self.layer.group_discard(group, self.channel)
+        except Exception:
+            log.warning("could not leave group %s; the channel layer expires it", group)
+        finally:
+            del self._leaving[group]
 
     async def close(self) -> None:
-        """Stop receiving and leave every group (for an orderly shutdown)."""
+        """Stop receiving and leave every group (at shutdown, or when a
+        test's event loop ends)."""
         self._closing = True
-        for task in self._tasks:
-            # A cancellation can be swallowed inside the Redis client (its
-            # read timeout races it), so insist until the task is over.
-            while not task.done():
-                task.cancel()
-                await asyncio.wait([task], timeout=0.5)
+        await stop(*self._tasks)
+        if self._leaving:
+            await asyncio.wait(list(self._leaving.values()))
         for group in list(self.members):
             try:
                 await self.layer.group_discard(group, self.channel)
@@ -102,7 +140,7 @@ class Hub:
                 continue
             await self._dispatch(event)
 
-    async def _dispatch(self, event: dict[str, Any]) -> None:
+    async def _dispatch(self, event: events.ChannelEvent) -> None:
         for member in list(self.members.get(event.get("group", ""), ())):
             try:
                 if event["type"] == "chat.frame":
@@ -115,8 +153,9 @@ class Hub:
                 if "leaves" in event:
                     # The member stops getting that group's frames now, not
                     # when its consumer gets round to the event: frames sent
-                    # after it (say, "X left") must not reach it.
-                    await self.unsubscribe(member, event["leaves"])
+                    # after it (say, "X left") must not reach it. Leaving the
+                    # group in the layer goes on without holding up frames.
+                    self._remove(member, event["leaves"])
                 member.post(event)
             except Exception:
                 log.exception("delivery of %s to %s failed", event["type"], member.channel_name)

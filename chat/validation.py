@@ -12,6 +12,7 @@ MAX_CONTENT_UTF16 = 5000
 MAX_CLIENT_MESSAGE_ID = 64
 MAX_ECHOED_ACTION = 64
 MAX_NICKNAME = 40
+MAX_ROOM_NAME = 100
 ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # The largest integer JavaScript holds exactly; DynamoDB's numbers hold it too
 # (a 40-digit one makes its Decimal context raise Rounded).
@@ -111,6 +112,35 @@ def nickname(value: Any) -> str:
     one space, at most MAX_NICKNAME characters. Empty if nothing is left."""
     text = "".join(" " if unicodedata.category(char).startswith("C") else char for char in str(value))
     return " ".join(text.split())[:MAX_NICKNAME].rstrip()
+
+
+@dataclass(frozen=True)
+class CreateRoom:
+    """The participants as given (duplicates and all: how many a room may
+    have, with its creator, is the service's rule)."""
+
+    participant_ids: list[str]
+    name: str | None
+    activity_id: str | None
+
+
+def activity_id(value: Any) -> str:
+    return room_id(value, field="activityId")
+
+
+def create_room(fields: dict[str, Any]) -> CreateRoom:
+    """Validate a room creation (an HTTP body, or a command's arguments in
+    its shape); raises InvalidRequest."""
+    if "participantIds" not in fields:
+        raise InvalidRequest("participantIds is required")
+    participants = fields["participantIds"]
+    if not isinstance(participants, list):
+        raise InvalidRequest("participantIds must be a list of user ids")
+    participant_ids = [user_id(value) for value in participants]
+    name, activity = fields.get("name"), fields.get("activityId")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_ROOM_NAME):
+        raise InvalidRequest(f"name must be a string of at most {MAX_ROOM_NAME} characters")
+    return CreateRoom(participant_ids, name, None if activity is None else activity_id(activity))
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,10 @@
-"""Identity verification: profiles in Django's database, decisions by staff.
+"""Profiles in Django's database, where staff find users to decide on
+(deciding is an action: chat.services.verification).
 
-These functions use the ORM and are blocking; async callers use
-chat.blocking.run_orm. Every decision is also written to the user's PROFILE
-item, which is what the request path reads (chat.services.profiles)."""
+Blocking (the ORM); async callers use chat.blocking.run_orm. The request
+path reads the PROFILE item instead (chat.services.profiles)."""
 
-import asyncio
-import logging
-
-from asgiref.sync import async_to_sync
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.utils import timezone
-
-from chat import delivery, events, storage
-from chat.errors import InvalidRequest
 from chat.models import Profile
-
-log = logging.getLogger(__name__)
 
 APPROVED = Profile.Status.APPROVED
 
@@ -28,46 +16,3 @@ def ensure_profile(*, user_id: str, nickname: str) -> str:
     if not created and nickname and profile.nickname != nickname:
         Profile.objects.filter(pk=profile.pk).update(nickname=nickname)
     return profile.status
-
-
-def set_verification(*, user_ids: list[str], status: str, decided_by: AbstractBaseUser | None = None) -> int:
-    """Record a decision for each user (creating unseen users' profiles) and
-    push it to their open connections, which apply it at once. Returns the
-    number of profiles decided."""
-    if status not in Profile.Status.values:
-        raise InvalidRequest(f"status must be one of {', '.join(Profile.Status.values)}")
-    decision = {"status": status, "decided_by": decided_by, "decided_at": timezone.now()}
-    with transaction.atomic():
-        before = dict(Profile.objects.select_for_update().filter(user_id__in=user_ids).values_list("user_id", "status"))
-        for user_id in user_ids:
-            Profile.objects.update_or_create(
-                user_id=user_id, defaults=decision, create_defaults={**decision, "nickname": user_id}
-            )
-        # Inside the transaction: if storage fails, the decision is rolled
-        # back here and the items already written get their old status back,
-        # so staff see the error and nothing is half-decided.
-        storage.run_sync(_record, {user_id: status for user_id in user_ids}, before)
-    async_to_sync(delivery.to_users_quietly)(list(user_ids), events.verification_changed(status))
-    return len(user_ids)
-
-
-async def _record(decisions: dict[str, str], before: dict[str, str]) -> None:
-    """Write each user's decided status to their PROFILE item; if any write
-    fails, put the old statuses back (pending for users never decided on)
-    and raise StorageUnavailable."""
-    outcomes = await asyncio.gather(
-        *(storage.set_verification_status(user_id, status) for user_id, status in decisions.items()),
-        return_exceptions=True,
-    )
-    failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
-    if failure is None:
-        return
-    undo = [
-        storage.set_verification_status(user_id, before.get(user_id, Profile.Status.PENDING))
-        for (user_id, outcome) in zip(decisions, outcomes, strict=True)
-        if not isinstance(outcome, BaseException)
-    ]
-    for undone in await asyncio.gather(*undo, return_exceptions=True):
-        if isinstance(undone, BaseException):
-            log.error("a PROFILE item keeps an undone decision: %r", undone)
-    raise failure

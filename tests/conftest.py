@@ -17,12 +17,13 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from chat import auth, limits, services, storage, verification
+from chat import auth, limits, services, storage
 from chat.blocking import run_orm
 from chat.hub import hub
 from chat.services.liveness import liveness
 from chat.storage import dynamo
 from devtools.servers import Dynalite, redis_answers, start_local_redis, use_local_credentials
+from tests.frames import FrameCheckingCommunicator
 from tests.issuer import AUDIENCE, ISSUER, TestIssuer
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -158,7 +159,8 @@ def fresh_jwks() -> Iterator[None]:
 async def connect(issuer: TestIssuer) -> AsyncIterator:
     """connect(token, headers=..., ready=True) -> a communicator on /ws/.
     The server accepts before it authenticates, so with ready (the default)
-    it also waits for a pong: the connection is then registered and joined."""
+    it also waits for a pong: the connection is then registered and joined.
+    Every frame it receives must match docs/frames.schema.json."""
     opened: list[WebsocketCommunicator] = []
 
     async def open_socket(
@@ -167,7 +169,7 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
         from chatproject.asgi import application  # here: it starts warming the JWKS of this run's issuer
 
         path = "/ws/" if token is None else f"/ws/?token={token}"
-        communicator = WebsocketCommunicator(application, path, headers=headers or [])
+        communicator = FrameCheckingCommunicator(application, path, headers=headers or [])
         connected, _ = await communicator.connect(timeout=10)
         assert connected
         opened.append(communicator)
@@ -186,7 +188,7 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
 
 
 async def approve(user_id: str, status: str = "approved") -> None:
-    await run_orm(verification.set_verification, user_ids=[user_id], status=status)
+    await run_orm(services.set_verification, user_ids=[user_id], status=status)
 
 
 async def new_room(*participants: str, name: str | None = None) -> str:

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat import delivery, dev_issuer, services, storage, verification
+from chat import delivery, dev_issuer, domain, services, storage
 from chat.errors import StorageUnavailable
 from chat.models import Profile
 from tests.conftest import GroupListener
@@ -93,7 +93,7 @@ def test_send_system_message_to_missing_room_fails_clearly():
 
 def test_reaping_announces_the_last_connection_going_offline():
     room = services.create_room_sync(participant_ids=["reaped-user", "room-mate"])
-    gone = storage.Connection("gone-conn", "reaped-user", "2026-01-01T00:00:00.000Z", int(time.time()) - 1)
+    gone = domain.Connection("gone-conn", "reaped-user", "2026-01-01T00:00:00.000Z", int(time.time()) - 1)
 
     async def left_behind() -> None:
         await storage.put_connection(gone)
@@ -117,7 +117,7 @@ def test_a_decision_storage_cannot_record_is_undone_everywhere(monkeypatch):
 
     monkeypatch.setattr(storage, "set_verification_status", failing_for_b)
     with pytest.raises(StorageUnavailable):
-        verification.set_verification(user_ids=["undo-a", "undo-b"], status="approved")
+        services.set_verification(user_ids=["undo-a", "undo-b"], status="approved")
     assert Profile.objects.get(user_id="undo-a").status == "pending"
     assert not Profile.objects.filter(user_id="undo-b").exists()
     assert storage.run_sync(services.current_status, "undo-a") == "pending"

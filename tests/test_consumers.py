@@ -7,7 +7,7 @@ import time
 import pytest
 from django.db.backends.utils import CursorWrapper
 
-from chat import blocking, storage
+from chat import blocking, domain, storage
 from chat.models import Profile
 from tests.conftest import approve, new_room, next_frame, quiet
 
@@ -86,7 +86,7 @@ async def test_message_reaches_every_connection_of_every_participant(connect, is
         "hi all",
         "user",
     )
-    assert data["createdAt"] == storage.iso_from_ms(data["timestamp"])
+    assert data["createdAt"] == domain.iso_from_ms(data["timestamp"])
     assert await quiet(outsider)
     assert await quiet(sender)
 

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from chat import storage
+from chat import domain, storage
 from chat.consumers import CLOSE_TRY_AGAIN
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
@@ -136,7 +136,7 @@ async def test_a_deadline_bounds_a_call_with_its_retries(proxy, settings):
     with pytest.raises(StorageUnavailable), storage.deadline(0.5):
         await storage.get_room("frozen")
     with pytest.raises(StorageUnavailable), storage.deadline(0.5):
-        await storage.put_connection(storage.Connection("c-frozen", "u-frozen", "2026-01-01T00:00:00.000Z", 0))
+        await storage.put_connection(domain.Connection("c-frozen", "u-frozen", "2026-01-01T00:00:00.000Z", 0))
     assert time.monotonic() - started < 2 * 0.5 + 1  # not the 3 s of one read timeout
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from django.conf import settings
 
-from chat import delivery, keys, services, storage
+from chat import delivery, domain, keys, services, storage
 from chat.services import liveness, reaping
 from devtools.servers import ROOT
 from tests.conftest import GroupListener, eventually, new_room
@@ -24,14 +24,14 @@ def heartbeat_owners() -> list[str]:
     return [item["owner"] for item in raw_items(keys.SERVERS_PK)]
 
 
-async def left_by(owner: str, user_id: str, connection_id: str, *, alive_for: int | None) -> storage.Connection:
+async def left_by(owner: str, user_id: str, connection_id: str, *, alive_for: int | None) -> domain.Connection:
     """A connection registered by server process owner, whose heartbeat
     runs out alive_for seconds from now (negative: it has died; None: it
     was written already)."""
     now = int(time.time())
     if alive_for is not None:
         await storage.start_heartbeat(owner, expires_at=now + alive_for)
-    connection = storage.Connection(connection_id, user_id, "2026-01-01T00:00:00.000Z", now + 3600, owner=owner)
+    connection = domain.Connection(connection_id, user_id, "2026-01-01T00:00:00.000Z", now + 3600, owner=owner)
     await storage.put_connection(connection)
     await storage.set_online(connection, now=now)
     return connection
@@ -75,7 +75,7 @@ async def test_a_live_servers_connections_are_never_reaped():
     assert await storage.online_users(["live-user", "own-user"], now=int(time.time())) == {"live-user", "own-user"}
     assert not await storage.claim_dead_server(live.owner, reaper="x", now=int(time.time()), lease_until=2**40)
     assert (
-        await storage.delete_owned_connection(storage.Connection("live-conn", "live-user", "t", 0, owner=mine.owner))
+        await storage.delete_owned_connection(domain.Connection("live-conn", "live-user", "t", 0, owner=mine.owner))
         is False
     )
     assert len(raw_items("CONNECTION#live-conn")) == 1

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from chat import keys, services, storage
-from chat.auth import Identity
+from chat.domain import Identity, iso_from_ms
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
 from tests.conftest import approve, new_room, next_frame, quiet
@@ -202,7 +202,7 @@ async def test_messages_in_the_reference_layout_read_back_in_key_order(pair):
                 "content": text,
                 "messageType": "user",
                 "readBy": ["pair-b"],
-                "createdAt": storage.iso_from_ms(timestamp),
+                "createdAt": iso_from_ms(timestamp),
                 "timestamp": timestamp,
             }
         )

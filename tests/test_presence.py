@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chat import delivery, services, storage
+from chat import delivery, domain, services, storage
 from tests.conftest import eventually, new_room
 from tests.test_storage import connection_items
 
@@ -86,7 +86,7 @@ async def test_reaping_a_users_last_connection_announces_them_offline(connect, i
     await connect(issuer.token("vanished"))
     assert (await observer.receive_json_from(timeout=5))["data"] == {"userId": "vanished", "online": True}
     [item] = connection_items("vanished")
-    expired = storage.Connection(item["connectionId"], "vanished", item["connectedAt"], int(time.time()) - 1)
+    expired = domain.Connection(item["connectionId"], "vanished", item["connectedAt"], int(time.time()) - 1)
     await storage.put_connection(expired)
     await storage.set_online(expired, now=int(time.time()))
     await services.reap_expired_connections()

@@ -3,11 +3,13 @@
 import time
 
 import pytest
+from django.db import transaction
 
-from chat import services, storage
+from chat import delivery, domain, services, storage
 from chat.consumers import CLOSE_EXPIRED
 from chat.errors import InvalidRequest, RoomNotFound
-from tests.conftest import new_room, next_frame
+from chat.models import Profile
+from tests.conftest import GroupListener, new_room, next_frame
 from tests.test_storage import connection_items, raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,10 +48,21 @@ def test_room_needs_one_to_fifty_distinct_participants():
     assert (room.participant_ids, room.type) == (("dup", "solo"), "direct")
 
 
+def test_a_decision_rolled_back_with_the_callers_transaction_is_never_announced():
+    with GroupListener(delivery.user_group("undecided")) as listener:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.set_verification(user_ids=["undecided"], status="rejected")
+            raise RuntimeError("the caller's transaction fails after the decision")
+        services.set_verification(user_ids=["undecided"], status="approved")
+    # The listener keeps the first event it hears: the committed decision's.
+    assert listener.message is not None and listener.message["status"] == "approved"
+    assert Profile.objects.get(user_id="undecided").status == "approved"
+
+
 async def test_reaper_deletes_both_items_of_expired_connections_only():
     now = int(time.time())
-    await storage.put_connection(storage.Connection("ghost-conn", "ghost", "t", now - 5))
-    await storage.put_connection(storage.Connection("alive-conn", "ghost", "t", now + 600))
+    await storage.put_connection(domain.Connection("ghost-conn", "ghost", "t", now - 5))
+    await storage.put_connection(domain.Connection("alive-conn", "ghost", "t", now + 600))
     assert await services.reap_expired_connections() >= 1
     assert raw_items("CONNECTION#ghost-conn") == []
     assert [item["SK"] for item in connection_items("ghost")] == ["CONNECTION#alive-conn"]
@@ -59,7 +72,7 @@ async def test_reaper_deletes_both_items_of_expired_connections_only():
 async def test_reaper_closes_an_open_socket_whose_items_expired(connect, issuer):
     socket = await connect(issuer.token("stale"))
     [item] = connection_items("stale")
-    expired = storage.Connection(item["connectionId"], "stale", item["connectedAt"], int(time.time()) - 1)
+    expired = domain.Connection(item["connectionId"], "stale", item["connectedAt"], int(time.time()) - 1)
     await storage.put_connection(expired)
     await services.reap_expired_connections()
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_EXPIRED}

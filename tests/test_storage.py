@@ -7,7 +7,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 
-from chat import storage
+from chat import domain, storage
 from chat.errors import StorageUnavailable
 from chat.storage import batching, control, dynamo
 from tests.conftest import approve, eventually, new_room, next_frame
@@ -112,18 +112,18 @@ async def test_sent_message_and_preview_use_reference_keys(connect, issuer):
     }
 
 
-async def store(room_id: str, sender: str, content: str) -> tuple[storage.Message, storage.Allocation]:
+async def store(room_id: str, sender: str, content: str) -> tuple[domain.Message, storage.Allocation]:
     message_id = f"id-{content}"
     place = await storage.allocate(room_id, sender_id=sender, message_id=message_id, content=content)
-    return storage.Message(message_id, room_id, sender, content, "user", place.timestamp, place.seq), place
+    return domain.Message(message_id, room_id, sender, content, "user", place.timestamp, place.seq), place
 
 
 async def preview_of(room_id: str) -> str | None:
     return (await storage.room_summaries([room_id]))[room_id].last_message
 
 
-async def put_room(room_id: str, *participants: str) -> storage.Room:
-    room = storage.Room(room_id=room_id, participant_ids=participants, type="group", created_at="t")
+async def put_room(room_id: str, *participants: str) -> domain.Room:
+    room = domain.Room(room_id=room_id, participant_ids=participants, type="group", created_at="t")
     await storage.put_room(room)
     return room
 
@@ -159,7 +159,7 @@ async def test_a_withdrawn_preview_never_hides_a_later_message():
 async def test_lastmessage_keeps_the_newest_preview_whatever_order_it_is_noted_in():
     await put_room("last-room", "a")
     newer, _ = await store("last-room", "a", "newer")
-    older = storage.Message("id-older", "last-room", "a", "older", "user", newer.timestamp - 1, newer.seq - 1)
+    older = domain.Message("id-older", "last-room", "a", "older", "user", newer.timestamp - 1, newer.seq - 1)
     storage.note_last_message(newer)
     await eventually(lambda: "LASTMESSAGE" in {i["SK"] for i in raw_items("CHATROOM#last-room")})
     storage.note_last_message(older)  # from a slower process
@@ -324,8 +324,8 @@ async def test_batched_deletes_remove_items_and_ignore_missing_ones():
 
 async def test_expired_connections_are_invisible_to_reads():
     now = int(time.time())
-    await storage.put_connection(storage.Connection("live-conn", "ttl-user", "2026-01-01T00:00:00.000Z", now + 60))
-    await storage.put_connection(storage.Connection("dead-conn", "ttl-user", "2026-01-01T00:00:00.000Z", now - 1))
+    await storage.put_connection(domain.Connection("live-conn", "ttl-user", "2026-01-01T00:00:00.000Z", now + 60))
+    await storage.put_connection(domain.Connection("dead-conn", "ttl-user", "2026-01-01T00:00:00.000Z", now - 1))
     assert await storage.user_connection_ids("ttl-user", now=now) == ["live-conn"]
     assert await storage.get_connection("dead-conn", now=now) is None
     assert (await storage.get_connection("live-conn", now=now)).user_id == "ttl-user"
@@ -338,7 +338,7 @@ def test_create_table_is_idempotent():
 def test_sync_callers_get_a_session_of_their_own_that_is_closed_after():
     planes = []
 
-    async def call() -> storage.Room | None:
+    async def call() -> domain.Room | None:
         planes.append(dynamo.plane())
         return await storage.get_room("no-such-room")
 

@@ -29,6 +29,26 @@ def test_history_cursors_are_bounded(field):
         validation.get_messages({"chatRoomId": "r1", field: 10**39})
 
 
+def test_room_creation_keeps_participants_as_given_for_the_service_to_count():
+    request = validation.create_room({"participantIds": ["b", "b"], "name": "Pair", "activityId": "hike-1"})
+    assert request == validation.CreateRoom(participant_ids=["b", "b"], name="Pair", activity_id="hike-1")
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({}, "participantIds is required"),
+        ({"participantIds": "b"}, "participantIds must be a list"),
+        ({"participantIds": ["bad#id"]}, "user ids must be"),
+        ({"participantIds": ["b"], "name": "n" * 101}, "name must be a string"),
+        ({"participantIds": ["b"], "activityId": "bad#id"}, "activityId must be"),
+    ],
+)
+def test_room_creation_refuses_malformed_fields(fields, message):
+    with pytest.raises(InvalidRequest, match=message):
+        validation.create_room(fields)
+
+
 @pytest.mark.parametrize("raw,expected", [(None, None), ("", None), ("0", 0), ("42", 42), (str(MAX_SAFE), MAX_SAFE)])
 def test_query_integers_parse_plain_digits(raw, expected):
     assert validation.query_int(raw, "afterSeq") == expected

@@ -1,12 +1,21 @@
-"""Actions on chat state: each validates what it is given, changes storage,
-then emits events. Used alike by the consumer, the HTTP API, management
-commands and the admin; async, with sync twins for sync callers (each on a
-storage session of its own, chat.storage.run_sync)."""
+"""Actions on chat state: each applies the domain's rules to input that
+chat.validation has parsed, changes storage, then emits events (a decision
+kept in Django's database, once it is committed). Used alike by the
+consumer, the HTTP API, management commands and the admin; async, with sync
+twins for sync callers (each on a storage session of its own,
+chat.storage.run_sync), except set_verification, which is sync (the ORM)."""
 
 from typing import Any
 
 from chat import storage
-from chat.services.connections import OpenedConnection, close_connection, open_connection, refresh_connection
+from chat.domain import Message, Room
+from chat.services.connections import (
+    OpenedConnection,
+    close_connection,
+    forget_connection,
+    open_connection,
+    refresh_connection,
+)
 from chat.services.messages import (
     ADMIN_GROUP,
     HistoryPage,
@@ -21,7 +30,7 @@ from chat.services.messages import (
 from chat.services.profiles import current_status, status_on_connect
 from chat.services.reaping import reap_dead_servers, reap_expired_connections
 from chat.services.rooms import MAX_PARTICIPANTS, RoomListing, create_room, join_activity, leave_room, list_rooms
-from chat.storage import Message, Room
+from chat.services.verification import set_verification
 
 
 def create_room_sync(**kwargs: Any) -> Room:
@@ -50,6 +59,7 @@ __all__ = [
     "create_room",
     "create_room_sync",
     "current_status",
+    "forget_connection",
     "history",
     "join_activity",
     "leave_room",
@@ -64,6 +74,7 @@ __all__ = [
     "send_message",
     "send_system_message",
     "send_system_message_sync",
+    "set_verification",
     "status_on_connect",
     "typing",
 ]

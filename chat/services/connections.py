@@ -10,11 +10,10 @@ from typing import cast
 from django.conf import settings
 
 from chat import delivery, storage
-from chat.auth import Identity
+from chat.domain import Connection, Identity, Participation, iso_from_ms, now_ms
 from chat.errors import StorageUnavailable
 from chat.services.liveness import liveness
 from chat.services.profiles import status_on_connect
-from chat.storage import Connection, Participation
 
 log = logging.getLogger(__name__)
 # Cleanups under way (asyncio keeps only weak references to tasks).
@@ -34,14 +33,14 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
     and the rooms it must receive. The four are independent, so they run at
     once, within CONNECT_DEADLINE_SECONDS. Raises StorageUnavailable (what
     was written of the connection is deleted, in the background)."""
-    now = storage.now_ms()
+    now = now_ms()
     with storage.deadline(settings.CONNECT_DEADLINE_SECONDS):
         # The process's first connection also writes its first heartbeat.
         owner = await liveness().current_owner()
         connection = Connection(
             connection_id=connection_id,
             user_id=identity.user_id,
-            connected_at=storage.iso_from_ms(now),
+            connected_at=iso_from_ms(now),
             ttl=now // 1000 + settings.CONNECTION_TTL_SECONDS,
             owner=owner,
         )
@@ -69,10 +68,17 @@ async def open_connection(*, identity: Identity, connection_id: str) -> OpenedCo
 async def _forget_quietly(connection: Connection) -> None:
     """Undo a registration that could not complete; what stays is reaped."""
     try:
-        await storage.delete_connection(connection.user_id, connection.connection_id)
-        await storage.set_offline(connection, now=int(time.time()))
+        await forget_connection(connection)
     except StorageUnavailable:
         log.warning("connection %s left for the reaper", connection.connection_id)
+
+
+async def forget_connection(connection: Connection) -> None:
+    """Delete the connection's registry items and presence without telling
+    its user's rooms: for a connection that never announced itself, or
+    whose reaper did. Raises StorageUnavailable."""
+    await storage.delete_connection(connection.user_id, connection.connection_id)
+    await storage.set_offline(connection, now=int(time.time()))
 
 
 async def refresh_connection(connection: Connection) -> Connection:

@@ -23,6 +23,7 @@ from django.conf import settings
 
 from chat import storage
 from chat.services import reaping
+from chat.tasks import stop
 
 log = logging.getLogger(__name__)
 # The reaper waits SERVER_REAP_SECONDS times a factor within 1 +- this.
@@ -83,12 +84,7 @@ class Liveness:
         """Stop the heartbeat and the reaper (at shutdown, or when a test's
         loop ends). The heartbeat item is left to expire, so whatever
         connection of this process is still registered gets reaped."""
-        for task in self._tasks:
-            # A cancellation can be swallowed inside the Redis client (see
-            # chat.hub), so insist until the task is over.
-            while not task.done():
-                task.cancel()
-                await asyncio.wait([task], timeout=0.5)
+        await stop(*self._tasks)
         _processes.pop(asyncio.get_running_loop(), None)
 
 

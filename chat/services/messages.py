@@ -11,10 +11,10 @@ from typing import Any
 from django.conf import settings
 
 from chat import delivery, events, limits, storage, validation
-from chat.auth import Identity
+from chat.domain import Identity, Message, Room, now_ms
 from chat.errors import NotAParticipant, StorageUnavailable
 from chat.events import Ack
-from chat.storage import Allocation, Message, Room
+from chat.storage import Allocation
 
 log = logging.getLogger(__name__)
 SYSTEM_SENDER = "system"
@@ -41,7 +41,7 @@ class SendResult:
 @dataclass(frozen=True)
 class HistoryPage:
     room: Room
-    messages: list[dict[str, Any]]
+    messages: list[events.MessageData]
     has_more: bool
 
 
@@ -122,7 +122,7 @@ async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> Ack |
             return None
         if earlier.seq is not None and earlier.timestamp is not None:
             return Ack(earlier.message_id, cid, room_id, earlier.seq, earlier.timestamp, duplicate=True)
-        if earlier.lease_until < storage.now_ms():
+        if earlier.lease_until < now_ms():
             taken = await storage.take_over_client_message(
                 user_id, room_id, cid, stale_id=earlier.message_id, message_id=message_id, lease_ms=CLAIM_LEASE_MS
             )
@@ -193,7 +193,7 @@ async def history(
     return HistoryPage(room, [_with_read_by(message, watermarks) for message in messages], has_more)
 
 
-def _with_read_by(message: Message, watermarks: dict[str, int]) -> dict[str, Any]:
+def _with_read_by(message: Message, watermarks: dict[str, int]) -> events.MessageData:
     if message.seq is None:  # written by the reference system: keep its own list
         return events.message_data(message, read_by=message.read_by)
     readers = [user for user, seq in watermarks.items() if seq >= message.seq and user != message.sender_id]

@@ -1,12 +1,12 @@
 """What a connection needs of the user's profile, read from the PROFILE item
 (one GetItem on the event loop). The ORM is touched only when a user is seen
 for the first time or under a new nickname, so that staff find them in the
-admin; decisions flow the other way (chat.verification writes the item)."""
+admin; decisions flow the other way (chat.services.verification writes the
+item)."""
 
 from chat import storage, verification
-from chat.auth import Identity
 from chat.blocking import run_orm
-from chat.storage import UserProfile
+from chat.domain import Identity, UserProfile
 from chat.storage.dynamo import ConditionFailed
 
 PENDING = "pending"

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from chat import delivery, events, storage
 from chat.blocking import run_blocking
-from chat.storage import Connection
+from chat.domain import Connection
 
 # Connections reaped at once: a dead process may have held thousands, and
 # one after another would take minutes.

@@ -5,11 +5,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from chat import delivery, events, limits, storage, validation
-from chat.auth import Identity
+from chat import delivery, events, limits, storage
+from chat.domain import Identity, Room, RoomSummary, iso_from_ms, now_ms
 from chat.errors import ActivityTaken, InvalidRequest, NotAParticipant, RoomNotFound
 from chat.services.messages import send_system_message
-from chat.storage import Room, RoomSummary
 
 log = logging.getLogger(__name__)
 MAX_PARTICIPANTS = 50
@@ -29,16 +28,13 @@ class RoomListing:
 
 
 def _now_iso() -> str:
-    return storage.iso_from_ms(storage.now_ms())
+    return iso_from_ms(now_ms())
 
 
-def _participants(participant_ids: object, creator_id: str | None) -> list[str]:
-    if not isinstance(participant_ids, list):
-        raise InvalidRequest("participantIds must be a list of user ids")
-    members = [validation.user_id(user_id) for user_id in participant_ids]
-    if creator_id is not None:
-        members.append(creator_id)
-    members = list(dict.fromkeys(members))
+def _members(participant_ids: list[str], creator_id: str | None) -> list[str]:
+    """The room's distinct participants, the creator last unless listed."""
+    given = participant_ids if creator_id is None else [*participant_ids, creator_id]
+    members = list(dict.fromkeys(given))
     if not 1 <= len(members) <= MAX_PARTICIPANTS:
         raise InvalidRequest(f"a room has 1-{MAX_PARTICIPANTS} participants")
     return members
@@ -53,13 +49,11 @@ async def create_room(
 ) -> Room:
     """Create a room of 1-50 distinct participants (the creator added if
     missing; "direct" for exactly 2) and start delivering it to their open
-    connections, which get a `room` frame. A creator is held to
-    USER_ROOMS_PER_HOUR (RateLimited); trusted callers pass none."""
-    members = _participants(participant_ids, creator_id)
-    if name is not None and (not isinstance(name, str) or len(name) > 100):
-        raise InvalidRequest("name must be a string of at most 100 characters")
-    if activity_id is not None:
-        validation.room_id(activity_id, field="activityId")
+    connections, which get a `room` frame. Precondition: the ids are valid
+    (chat.validation.create_room); InvalidRequest for too few or too many.
+    A creator is held to USER_ROOMS_PER_HOUR (RateLimited); trusted callers
+    pass none."""
+    members = _members(participant_ids, creator_id)
     if creator_id is not None:
         await limits.check_room_creation(creator_id)
     room_id = uuid.uuid4().hex
@@ -105,8 +99,8 @@ async def join_activity(identity: Identity, activity_id: str) -> tuple[Room, boo
     the room and whether the caller was added (False: already a member).
     Raises RoomFull for the 51st member, and RateLimited when creating the
     room would exceed the caller's USER_ROOMS_PER_HOUR (a fresh activity id
-    per join would otherwise create rooms without limit)."""
-    validation.room_id(activity_id, field="activityId")
+    per join would otherwise create rooms without limit). Precondition:
+    activity_id is valid (chat.validation.activity_id)."""
     room_id = await storage.activity_room_id(activity_id)
     if room_id is None:
         await limits.check_room_creation(identity.user_id)

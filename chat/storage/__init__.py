@@ -1,13 +1,12 @@
 """All DynamoDB access. The data plane (chat.storage.dynamo) is async, on the
 event loop; the control plane (chat.storage.control: the table, scans) is
-blocking boto3. Functions take and return the dataclasses of the entity
-modules, never raw items, and raise StorageUnavailable for any failure of
+blocking boto3. Functions take and return chat.domain's dataclasses (and
+a few records of storage's own), never raw items, and raise StorageUnavailable for any failure of
 the endpoint, so callers never see the client libraries. Keys come from
 chat.keys, the table's schema from chat.storage.schema. Sync callers use
 run_sync."""
 
 from chat.storage.connections import (
-    Connection,
     delete_connection,
     delete_expired_connection,
     delete_owned_connection,
@@ -25,7 +24,6 @@ from chat.storage.dynamo import deadline, run_sync, spawn
 from chat.storage.messages import (
     Allocation,
     ClientMessage,
-    Message,
     allocate,
     commit_client_message,
     messages_page,
@@ -36,11 +34,8 @@ from chat.storage.messages import (
     withdraw_preview,
 )
 from chat.storage.previews import note_last_message
-from chat.storage.profiles import UserProfile, get_profile, put_profile, set_nickname, set_verification_status
+from chat.storage.profiles import get_profile, put_profile, set_nickname, set_verification_status
 from chat.storage.rooms import (
-    Participation,
-    Room,
-    RoomSummary,
     activity_room_id,
     add_participant,
     advance_read,
@@ -53,18 +48,11 @@ from chat.storage.rooms import (
     user_participations,
 )
 from chat.storage.servers import Heartbeat, beat, claim_dead_server, dead_servers, delete_heartbeat, start_heartbeat
-from chat.storage.time import iso_from_ms, now_ms
 
 __all__ = [
     "Allocation",
     "ClientMessage",
-    "Connection",
     "Heartbeat",
-    "Message",
-    "Participation",
-    "Room",
-    "RoomSummary",
-    "UserProfile",
     "activity_room_id",
     "add_participant",
     "advance_read",
@@ -85,10 +73,8 @@ __all__ = [
     "get_connection",
     "get_profile",
     "get_room",
-    "iso_from_ms",
     "messages_page",
     "note_last_message",
-    "now_ms",
     "online_users",
     "put_connection",
     "put_message",

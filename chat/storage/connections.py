@@ -2,27 +2,16 @@
 and presence. No reader trusts TTL deletion: expired items are ignored."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from chat import keys
+from chat.domain import Connection
 from chat.storage import batching, control, dynamo, schema
 from chat.storage.dynamo import ConditionFailed
 
 # Presence is one item per user with an attribute per live connection,
 # c_{connectionId} = its ttl; a user is online while any of them is unexpired.
 PRESENCE_ATTRIBUTE = "c_"
-
-
-@dataclass(frozen=True)
-class Connection:
-    connection_id: str
-    user_id: str
-    connected_at: str
-    ttl: int
-    # The server process holding the socket (chat.services.liveness); None
-    # on items written before processes were tracked.
-    owner: str | None = None
 
 
 async def put_connection(conn: Connection) -> None:

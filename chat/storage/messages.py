@@ -6,36 +6,19 @@ timestamp strictly above the room's last one, so the reference sort key
 MESSAGE#{timestamp}#{id} orders messages exactly as seq does, whichever
 server's clock took them; LSI1 finds a message by seq."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chat import keys
+from chat.domain import Message, iso_from_ms, now_ms
 from chat.errors import NotAParticipant, RoomNotFound, StorageUnavailable
 from chat.storage import batching, dynamo, schema
 from chat.storage.dynamo import ConditionFailed
 from chat.storage.rooms import get_room
-from chat.storage.time import iso_from_ms, now_ms
 
 ALLOCATE_ATTEMPTS = 10
 # A room's preview holds the first 100 characters of its last message.
 PREVIEW_LENGTH = 100
-
-
-@dataclass(frozen=True)
-class Message:
-    message_id: str
-    room_id: str
-    sender_id: str
-    content: str
-    message_type: str
-    timestamp: int
-    seq: int | None
-    read_by: tuple[str, ...] = field(default=())
-    client_message_id: str | None = None
-
-    @property
-    def created_at(self) -> str:
-        return iso_from_ms(self.timestamp)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ import logging
 from django.conf import settings
 
 from chat import keys
+from chat.domain import Message
 from chat.storage import dynamo
 from chat.storage.dynamo import ConditionFailed
-from chat.storage.messages import PREVIEW_LENGTH, Message
+from chat.storage.messages import PREVIEW_LENGTH
 
 log = logging.getLogger("chat.storage")
 

@@ -1,20 +1,13 @@
 """The PROFILE item: what the request path needs of a user's Django profile
 (its verification status and nickname), readable with one GetItem. Staff
 decide in the Django admin; every decision writes this item in the same
-transaction (chat.verification)."""
+transaction (chat.services.verification)."""
 
-from dataclasses import dataclass
 from typing import Any
 
 from chat import keys
+from chat.domain import UserProfile
 from chat.storage import dynamo
-
-
-@dataclass(frozen=True)
-class UserProfile:
-    user_id: str
-    nickname: str
-    verification_status: str
 
 
 def _profile_from(values: dict[str, Any]) -> UserProfile:

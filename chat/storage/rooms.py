@@ -6,47 +6,13 @@ ordered so that an index entry never outlives or precedes the membership
 it stands for, except for a brand-new room, whose messages cannot exist
 before its METADATA does."""
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from chat import keys
+from chat.domain import Participation, Room, RoomSummary
 from chat.errors import RoomFull, RoomNotFound, StorageUnavailable
 from chat.storage import dynamo
 from chat.storage.dynamo import ConditionFailed
-
-
-@dataclass(frozen=True)
-class Room:
-    room_id: str
-    participant_ids: tuple[str, ...]
-    type: str
-    created_at: str
-    name: str | None = None
-    activity_id: str | None = None
-    last_seq: int = 0
-    last_ts: int = 0
-    sent_seqs: dict[str, int] = field(default_factory=dict, compare=False)
-    last_message: str | None = None
-    last_message_at: str | None = None
-
-    def sent_seq(self, user_id: str) -> int:
-        """The seq of user_id's last message here (0 if none)."""
-        return self.sent_seqs.get(user_id, 0)
-
-
-@dataclass(frozen=True)
-class Participation:
-    room_id: str
-    user_id: str
-    joined_at: str
-    read_seq: int = 0
-
-
-@dataclass(frozen=True)
-class RoomSummary:
-    room: Room
-    last_message: str | None
-    last_message_at: str | None
 
 
 def _participation_item(user_id: str, room_id: str, joined_at: str) -> dict[str, Any]:

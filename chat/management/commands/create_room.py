@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat import services
+from chat import services, validation
 from chat.errors import ChatError
 
 
@@ -17,7 +17,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, participants: str, name: str | None, activity: str | None, **options: Any) -> None:
         ids = [user_id.strip() for user_id in participants.split(",") if user_id.strip()]
         try:
-            room = services.create_room_sync(participant_ids=ids, name=name, activity_id=activity)
+            fields = validation.create_room({"participantIds": ids, "name": name, "activityId": activity})
+            room = services.create_room_sync(
+                participant_ids=fields.participant_ids, name=fields.name, activity_id=fields.activity_id
+            )
         except ChatError as error:
             raise CommandError(f"{error.code}: {error.message}") from error
         self.stdout.write(room.room_id)

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat import verification
+from chat import services
 from chat.errors import ChatError
 from chat.models import Profile
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, user_id: str, status: str, **options: Any) -> None:
         try:
-            verification.set_verification(user_ids=[user_id], status=status)
+            services.set_verification(user_ids=[user_id], status=status)
         except ChatError as error:
             raise CommandError(f"{error.code}: {error.message}") from error
         self.stdout.write(f"{user_id} is {status}")
