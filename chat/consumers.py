@@ -199,9 +199,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session.rooms.discard(room_id)
 
     async def _leave_all(self) -> None:
-        for group in self.joined:
+        # Taken first: an event handled while we wait may leave a group too.
+        joined, self.joined = self.joined, set()
+        for group in joined:
             await hub().unsubscribe(self, group)
-        self.joined = set()
 
     async def _close_at_expiry(self, session: Session) -> None:
         """Close the socket with 4401 when its token expires (plus the
