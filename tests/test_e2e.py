@@ -34,24 +34,28 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws/?token={token}"
 
 
-def start_daphne(env: dict[str, str], port: int, log_path, *options: str) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatproject.serve",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            *options,
-            "chatproject.asgi:application",
-        ],
-        cwd=ROOT,
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=open(log_path, "w"),
-    )
+def start_daphne(env: dict[str, str], port: int, log_path: Path, *options: str) -> subprocess.Popen:
+    """`python -m chatproject.serve` on port, as `make run` and production
+    start it, once it answers /healthz; everything it prints (the access
+    log included) goes to log_path."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chatproject.serve",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                *options,
+                "chatproject.asgi:application",
+            ],
+            cwd=ROOT,
+            env={**env, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -22,6 +22,7 @@ from chatproject.serve import redact
 from devtools.servers import ROOT, free_port
 from tests import issuer as issuers
 from tests.issuer import AUDIENCE, ISSUER
+from tests.test_e2e import start_daphne
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ def live_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
     env.update(
         DJANGO_DEBUG="1",
-        PYTHONUNBUFFERED="1",  # the access log is daphne's stdout
         PORT=str(port),
         JWT_ISSUER=ISSUER,
         JWT_AUDIENCE=AUDIENCE,
@@ -63,32 +63,8 @@ def live_server(
     server = LiveServer(f"http://127.0.0.1:{port}", env, workdir / "daphne.out")
     server.manage("migrate", "--noinput", "-v", "0")
     server.manage("create_table")
-    with server.output.open("w") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "chatproject.serve",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "chatproject.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_daphne(env, port, server.output)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{server.url}/healthz", timeout=1)
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, server.output.read_text()
-                time.sleep(0.2)
         yield server
     finally:
         process.terminate()
