@@ -8,7 +8,6 @@ events carry their group so each process's hub knows whose they are."""
 import asyncio
 import hashlib
 import logging
-import weakref
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -16,6 +15,7 @@ from django.conf import settings
 # events imports this module, so its types are named in quotes: they are
 # looked up once both modules are loaded.
 from chat import events
+from chat.tasks import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +100,11 @@ class PresenceAnnouncer:
                 log.exception("presence changes not announced in %s", room_id)
 
 
-_announcers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PresenceAnnouncer]" = weakref.WeakKeyDictionary()
+_announcers = PerLoop(PresenceAnnouncer)
 
 
 def _announcer() -> PresenceAnnouncer:
-    loop = asyncio.get_running_loop()
-    if loop not in _announcers:
-        _announcers[loop] = PresenceAnnouncer()
-    return _announcers[loop]
+    return _announcers.get()
 
 
 def announce_presence(user_id: str, room_ids: list[str], *, online: bool) -> None:

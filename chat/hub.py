@@ -14,7 +14,6 @@ membership (`leaves`) ends it here first, at its place in the stream."""
 
 import asyncio
 import logging
-import weakref
 from typing import Protocol
 
 from channels.layers import get_channel_layer
@@ -22,7 +21,7 @@ from django.conf import settings
 
 from chat import events
 from chat.errors import DeliveryUnavailable
-from chat.tasks import stop
+from chat.tasks import PerLoop, stop
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class Hub:
             except Exception:
                 log.warning("could not leave group %s; it expires", group)
         self.members.clear()
-        _hubs.pop(asyncio.get_running_loop(), None)
+        _hubs.forget()
 
     async def _receive(self) -> None:
         while not self._closing:
@@ -171,12 +170,9 @@ class Hub:
                     log.exception("could not renew group %s", group)
 
 
-_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+_hubs = PerLoop(Hub)
 
 
 def hub() -> Hub:
     """The hub of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _hubs:
-        _hubs[loop] = Hub()
-    return _hubs[loop]
+    return _hubs.get()

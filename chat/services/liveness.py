@@ -17,13 +17,12 @@ import logging
 import random
 import time
 import uuid
-import weakref
 
 from django.conf import settings
 
 from chat import storage
 from chat.services import reaping
-from chat.tasks import stop
+from chat.tasks import PerLoop, stop
 
 log = logging.getLogger(__name__)
 # The reaper waits SERVER_REAP_SECONDS times a factor within 1 +- this.
@@ -85,15 +84,12 @@ class Liveness:
         loop ends). The heartbeat item is left to expire, so whatever
         connection of this process is still registered gets reaped."""
         await stop(*self._tasks)
-        _processes.pop(asyncio.get_running_loop(), None)
+        _processes.forget()
 
 
-_processes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Liveness]" = weakref.WeakKeyDictionary()
+_processes = PerLoop(Liveness)
 
 
 def liveness() -> Liveness:
     """The running event loop's (the server process's) liveness."""
-    loop = asyncio.get_running_loop()
-    if loop not in _processes:
-        _processes[loop] = Liveness()
-    return _processes[loop]
+    return _processes.get()
