@@ -57,9 +57,20 @@ manage: $(VENV)/.installed-app
 	DYNAMODB_ENDPOINT_URL=$${DYNAMODB_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_LOCAL_PORT:-8001}} \
 	$(PY) manage.py $(ARGS)
 
+# Debian's packages the tests run for real: chromium, which Playwright drives
+# (never a browser download), and nginx in front of daphne. Installed with
+# apt when missing (as root, else through sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+CHROMIUM ?= /usr/bin/chromium
+NGINX ?= /usr/sbin/nginx
+
+$(CHROMIUM) $(NGINX):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium nginx-light >/dev/null
+
 # Starts its own dynalite (and Redis if none answers) unless
 # DYNAMODB_ENDPOINT_URL / REDIS_URL point elsewhere.
-test: install
+test: install $(CHROMIUM) $(NGINX)
 	DJANGO_DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tooling gate (pyproject.toml): lint, formatting, strict types.
