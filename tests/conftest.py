@@ -2,28 +2,26 @@
 REDIS_URL), and a JWKS served over HTTP. Each run gets its own table and
 channel-layer prefix, so runs never see each other's data."""
 
-import asyncio
 import os
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
 import pytest
 import pytest_asyncio
 import redis
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from playwright.async_api import Browser, async_playwright
 
-from chat import auth, limits, services, storage
-from chat.blocking import run_orm
+from chat import auth, limits, storage
 from chat.hub import hub
 from chat.services.liveness import liveness
 from chat.storage import dynamo
 from devtools.servers import Dynalite, redis_answers, start_local_redis, use_local_credentials
 from tests.frames import FrameCheckingCommunicator
+from tests.helpers import approve, next_frame
 from tests.issuer import AUDIENCE, ISSUER, TestIssuer
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -108,45 +106,6 @@ def fresh_limits(backend: dict[str, str]) -> Iterator[None]:
     client.close()
 
 
-async def eventually(probe: Callable[[], T], timeout: float = 5) -> T:
-    """probe()'s first truthy answer, polled until timeout (for state that
-    settles after the call that caused it, like LASTMESSAGE)."""
-    deadline = time.monotonic() + timeout
-    while not (answer := probe()):
-        assert time.monotonic() < deadline, "never came true"
-        await asyncio.sleep(0.05)
-    return answer
-
-
-class GroupListener:
-    """A member of a channel-layer group on a thread and event loop of its
-    own, as in another server process, while sync code (the admin, a
-    command) runs: with a pub/sub layer only a live subscriber hears."""
-
-    def __init__(self, group: str, timeout: float = 5) -> None:
-        self.group, self.timeout = group, timeout
-        self.ready, self.message = threading.Event(), None
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()))
-
-    async def _listen(self) -> None:
-        layer = get_channel_layer()
-        channel = await layer.new_channel()
-        await layer.group_add(self.group, channel)
-        self.ready.set()
-        try:
-            self.message = await asyncio.wait_for(layer.receive(channel), self.timeout)
-        finally:
-            await layer.group_discard(self.group, channel)
-
-    def __enter__(self) -> "GroupListener":
-        self.thread.start()
-        assert self.ready.wait(self.timeout), "could not join the group"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.thread.join()
-
-
 @pytest.fixture
 def fresh_jwks() -> Iterator[None]:
     """Forget cached keys, for tests about fetching them."""
@@ -189,15 +148,6 @@ async def connect(issuer: TestIssuer) -> AsyncIterator:
     await liveness().close()
 
 
-async def approve(user_id: str, status: str = "approved") -> None:
-    await run_orm(services.set_verification, user_ids=[user_id], status=status)
-
-
-async def new_room(*participants: str, name: str | None = None) -> str:
-    room = await services.create_room(participant_ids=list(participants), name=name)
-    return room.room_id
-
-
 @pytest.fixture
 def break_storage(settings) -> Iterator:
     """break_storage(): DynamoDB stops answering (connection refused) for the
@@ -212,22 +162,33 @@ def break_storage(settings) -> Iterator:
     storage.reset_client()
 
 
-# Presence frames arrive whenever a room-mate connects or leaves; tests about
-# other things read past them.
-PASSING_FRAMES = {"presence"}
+@pytest.fixture
+def call(async_client, issuer):
+    """call(method, path, user, json=None) -> response, as user (None: no
+    token), approved first unless verified=False."""
+    approved: set[str] = set()
+
+    async def request(
+        method: str, path: str, user: str | None, json: dict | None = None, *, verified: bool = True, **extra
+    ):
+        if user and verified and user not in approved:
+            await approve(user)
+            approved.add(user)
+        headers = {"Authorization": f"Bearer {issuer.token(user, **extra)}"} if user else {}
+        send = getattr(async_client, method)
+        if json is None:
+            return await send(path, headers=headers)
+        return await send(path, data=json, content_type="application/json", headers=headers)
+
+    return request
 
 
-async def next_frame(socket: WebsocketCommunicator, timeout: float = 5) -> dict:
-    """The next frame that is not a presence frame."""
-    while True:
-        received = await socket.receive_json_from(timeout=timeout)
-        if received["type"] not in PASSING_FRAMES:
-            return received
-
-
-async def quiet(socket: WebsocketCommunicator) -> bool:
-    """True when nothing but presence frames is pending."""
-    while not await socket.receive_nothing(timeout=0.2):
-        received = await socket.receive_json_from()
-        assert received["type"] in PASSING_FRAMES, received
-    return True
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium (`make test` installs it), driven by Playwright's
+    async API on the test's event loop (its sync API runs a loop of its own,
+    which the async fixtures of every test would collide with)."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+        yield chromium
+        await chromium.close()

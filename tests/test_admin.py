@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 
 from chat import delivery
 from chat.models import Profile
-from tests.conftest import GroupListener
+from tests.helpers import GroupListener
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

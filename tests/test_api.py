@@ -6,39 +6,10 @@ import math
 import pytest
 
 from chat import api
-from tests.conftest import approve, new_room, next_frame, quiet
+from tests.helpers import approve, new_room, next_frame, quiet, raw_items, send_message
 from tests.openapi import conforms
-from tests.test_storage import raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def call(async_client, issuer):
-    """call(method, path, user, json=None) -> response, as user (None: no
-    token), approved first unless verified=False."""
-    approved: set[str] = set()
-
-    async def request(
-        method: str, path: str, user: str | None, json: dict | None = None, *, verified: bool = True, **extra
-    ):
-        if user and verified and user not in approved:
-            await approve(user)
-            approved.add(user)
-        headers = {"Authorization": f"Bearer {issuer.token(user, **extra)}"} if user else {}
-        send = getattr(async_client, method)
-        if json is None:
-            return await send(path, headers=headers)
-        return await send(path, data=json, content_type="application/json", headers=headers)
-
-    return request
-
-
-async def send(socket, room_id: str, content: str) -> dict:
-    await socket.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": content})
-    message = await next_frame(socket)
-    await next_frame(socket)  # ack
-    return message["data"]
 
 
 async def test_create_room_adds_caller_dedupes_and_types_by_size(call, connect, issuer):
@@ -144,7 +115,7 @@ async def test_room_detail_has_newest_50_messages_oldest_first_with_read_by(call
     room_id = await new_room("talker", "listener")
     socket = await connect(issuer.token("talker"))
     for n in range(55):
-        await send(socket, room_id, f"m{n}")
+        await send_message(socket, room_id, f"m{n}")
     body = conforms(await call("get", f"/chat/rooms/{room_id}", "listener"), "/chat/rooms/{roomId}")
     assert [m["content"] for m in body["messages"]] == [f"m{n}" for n in range(5, 55)]
     assert [m["seq"] for m in body["messages"]] == list(range(6, 56))
@@ -157,7 +128,7 @@ async def test_message_pages_walk_both_ways(call, connect, issuer):
     room_id = await new_room("pager", "reader")
     socket = await connect(issuer.token("pager"))
     for n in range(1, 8):
-        await send(socket, room_id, f"p{n}")
+        await send_message(socket, room_id, f"p{n}")
     route = "/chat/rooms/{roomId}/messages"
 
     async def seqs(query: str) -> tuple[list[int], bool]:
@@ -200,9 +171,9 @@ async def test_room_list_is_newest_first_with_unread_counts_and_presence(call, c
     friend = await connect(issuer.token("friend-2"))
     await approve("friend-2")
     for n in range(3):
-        await send(friend, busy_room, f"b{n}")
+        await send_message(friend, busy_room, f"b{n}")
     lister = await connect(issuer.token("lister"))
-    await send(lister, quiet_room, "hello quiet")
+    await send_message(lister, quiet_room, "hello quiet")
 
     body = conforms(await call("get", "/chat/rooms", "lister"), "/chat/rooms")
     assert [r["chatRoomId"] for r in body["rooms"]] == [quiet_room, busy_room]
@@ -263,7 +234,7 @@ async def test_leave_stops_delivery_and_announces(call, connect, issuer):
     assert conforms(response, "/chat/rooms/{roomId}/leave", "post") == {"left": True, "chatRoomId": room_id}
     assert await next_frame(leaver) == {"type": "roomLeft", "data": {"chatRoomId": room_id}}
     assert (await next_frame(stayer))["data"]["content"] == "Lee left"
-    await send(stayer, room_id, "anyone?")
+    await send_message(stayer, room_id, "anyone?")
     frames = []
     while not await leaver.receive_nothing(timeout=0.3):
         frames.append((await leaver.receive_json_from())["data"].get("content"))

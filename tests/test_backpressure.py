@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from chat import backpressure
 from chat.storage import control
 from devtools.servers import free_port
-from tests.test_e2e import Server, opened, receive, send, server_env, start_daphne
+from tests.helpers import Server, opened, receive, send, server_env, start_daphne
 
 CAP = 64 * 1024
 SILENT_SOCKETS = 8

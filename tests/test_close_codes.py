@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.consumers import CLOSE_TRY_AGAIN
 from devtools.servers import free_port
-from tests.test_e2e import Server, start_daphne
+from tests.helpers import Server, start_daphne
 
 
 @pytest.fixture(params=["dynamodb", "redis"])

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from chat import delivery, dev_issuer, domain, services, storage
 from chat.errors import StorageUnavailable
 from chat.models import Profile
-from tests.conftest import GroupListener
+from tests.helpers import GroupListener
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from django.db.backends.utils import CursorWrapper
 
 from chat import blocking, domain, storage
 from chat.models import Profile
-from tests.conftest import approve, new_room, next_frame, quiet
+from tests.helpers import approve, new_room, next_frame, quiet
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from chat import domain, storage
 from chat.consumers import CLOSE_TRY_AGAIN
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
-from tests.conftest import approve, new_room, next_frame
+from tests.helpers import approve, new_room, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THROTTLED = {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}

@@ -3,87 +3,15 @@ dev issuer's JWKS fetched over HTTP, real WebSocket clients."""
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.storage import control
-from devtools.servers import ROOT, free_port
-from tests.conftest import eventually
-
-
-class Server:
-    def __init__(self, env: dict[str, str], port: int):
-        self.env, self.port = env, port
-
-    def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
-
-    def ws_url(self, token: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/?token={token}"
-
-
-def start_daphne(env: dict[str, str], port: int, log_path: Path, *options: str) -> subprocess.Popen:
-    """`python -m chatproject.serve` on port, as `make run` and production
-    start it, once it answers /healthz; everything it prints (the access
-    log included) goes to log_path."""
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "chatproject.serve",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                *options,
-                "chatproject.asgi:application",
-            ],
-            cwd=ROOT,
-            env={**env, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-
-
-def server_env(backend: dict[str, str], workdir: Path, issuer_port: int, layer: str, name: str) -> dict[str, str]:
-    """The environment of daphne processes on this run's Redis and DynamoDB,
-    with a table and channel prefix of their own (suffixed with name) and
-    the dev issuer served on issuer_port."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "COGNITO_", "DJANGO_"))}
-    env.update(
-        DJANGO_DEBUG="1",
-        JWT_DEV_ISSUER="1",
-        JWT_ISSUER=f"http://127.0.0.1:{issuer_port}/dev-issuer",
-        JWT_DEV_KEY_PATH=str(workdir / "dev-key.pem"),
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
-        DYNAMODB_ENDPOINT_URL=backend["endpoint"],
-        DYNAMODB_TABLE=f"{backend['table']}-{name}",
-        REDIS_URL=backend["redis_url"],
-        CHANNEL_PREFIX=f"{backend['prefix']}-{name}",
-        CHANNEL_LAYER=layer,
-    )
-    return env
+from devtools.servers import free_port
+from tests.helpers import Server, eventually, opened, receive, send, server_env, start_daphne
 
 
 @pytest.fixture(scope="module", params=["redis-pubsub", "redis"])
@@ -107,29 +35,6 @@ def servers(request, backend, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(servers):
     return servers[0]
-
-
-async def receive(socket) -> dict:
-    """The next frame that is not a presence frame."""
-    while True:
-        frame = json.loads(await asyncio.wait_for(socket.recv(), 5))
-        if frame["type"] != "presence":
-            return frame
-
-
-async def send(socket, frame: dict) -> None:
-    await socket.send(json.dumps(frame))
-
-
-async def opened(server: Server, user: str, token: str | None = None):
-    """A socket of user that has been through the whole handshake."""
-    token = token or server.manage("issue_token", "--sub", user, "--name", user.title())
-    # An unbounded queue keeps reading the socket even when a test leaves
-    # frames unread, so the close handshake is not stuck behind them.
-    socket = await ws_connect(server.ws_url(token), max_queue=None)
-    await send(socket, {"action": "ping"})
-    assert await receive(socket) == {"type": "pong"}
-    return socket
 
 
 async def test_two_users_three_connections_verification_and_participation(server):

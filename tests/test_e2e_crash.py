@@ -12,8 +12,7 @@ from websockets.asyncio.client import ClientConnection
 from chat import keys
 from chat.storage import control, dynamo
 from devtools.servers import free_port
-from tests.conftest import eventually
-from tests.test_e2e import Server, opened, send, server_env, start_daphne
+from tests.helpers import Server, eventually, opened, send, server_env, start_daphne
 
 # Short enough for a test; the defaults are checked in tests/test_liveness.py.
 LIVENESS = {"SERVER_HEARTBEAT_SECONDS": "1", "SERVER_DEAD_AFTER_SECONDS": "3", "SERVER_REAP_SECONDS": "1"}

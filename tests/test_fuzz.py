@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
 from chat import storage, validation
-from tests.conftest import approve, new_room, next_frame, quiet
+from tests.helpers import approve, live_server, new_room, next_frame, quiet
 from tests.openapi import SPEC
-from tests.test_serve import live_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 
 from chat.hub import Hub, hub
-from tests.conftest import eventually
+from tests.helpers import eventually
 
 
 class Recorder:

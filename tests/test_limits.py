@@ -14,10 +14,8 @@ from chat import limits
 from chat.consumers import CLOSE_TOO_MANY_SOCKETS
 from chat.errors import RateLimited
 from chat.ratelimit import Throttle
-from tests.conftest import approve, new_room, next_frame
+from tests.helpers import approve, new_room, next_frame, raw_items
 from tests.openapi import conforms
-from tests.test_api import call  # noqa: F401 (a fixture)
-from tests.test_storage import raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,7 +113,7 @@ async def test_slot_of_a_socket_never_closed_lapses_on_its_own(settings):
     pytest.fail("the orphaned slot never lapsed")
 
 
-async def test_rooms_over_the_hourly_limit_get_429_with_retry_after(call, slow_refill):  # noqa: F811
+async def test_rooms_over_the_hourly_limit_get_429_with_retry_after(call, slow_refill):
     await approve("founder")
     for n in range(2):
         response = await call("post", "/chat/rooms", "founder", {"participantIds": [f"guest-{n}"]})

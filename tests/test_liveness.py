@@ -14,8 +14,7 @@ from django.conf import settings
 from chat import delivery, domain, keys, services, storage
 from chat.services import liveness, reaping
 from devtools.servers import ROOT
-from tests.conftest import GroupListener, eventually, new_room
-from tests.test_storage import connection_items, raw_items
+from tests.helpers import GroupListener, connection_items, eventually, new_room, raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,8 +9,7 @@ from chat import keys, services, storage
 from chat.domain import Identity, iso_from_ms
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
-from tests.conftest import approve, new_room, next_frame, quiet
-from tests.test_api import send
+from tests.helpers import approve, new_room, next_frame, quiet, send_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,10 +42,10 @@ async def pair(connect, issuer):
 
 async def test_client_offline_during_20_messages_catches_up_exactly(connect, issuer, pair):
     a, b, room_id = pair
-    seen = await send(b, room_id, "before")
+    seen = await send_message(b, room_id, "before")
     await next_frame(a)
     await b.disconnect()
-    sent = [await send(a, room_id, f"missed {n}") for n in range(20)]
+    sent = [await send_message(a, room_id, f"missed {n}") for n in range(20)]
 
     b = await connect(issuer.token("pair-b"))
     first = await get_messages(b, room_id, afterSeq=seen["seq"], limit=15)
@@ -122,7 +121,7 @@ async def test_send_that_failed_can_be_retried_with_the_same_id(settings, pair, 
 
 async def test_a_message_that_cannot_be_stored_gives_back_the_room_preview(monkeypatch, pair):
     a, b, room_id = pair
-    await send(a, room_id, "kept")
+    await send_message(a, room_id, "kept")
     await next_frame(b)
 
     def put_fails(message):
@@ -139,7 +138,7 @@ async def test_a_message_that_cannot_be_stored_gives_back_the_room_preview(monke
 async def test_mark_read_moves_forward_only_and_tells_members(pair):
     a, b, room_id = pair
     for n in range(3):
-        await send(a, room_id, f"r{n}")
+        await send_message(a, room_id, f"r{n}")
         await next_frame(b)
     await b.send_json_to({"action": "markRead", "chatRoomId": room_id, "seq": 2})
     event = {"type": "read", "data": {"chatRoomId": room_id, "userId": "pair-b", "seq": 2}}
@@ -206,7 +205,7 @@ async def test_messages_in_the_reference_layout_read_back_in_key_order(pair):
                 "timestamp": timestamp,
             }
         )
-    new = await send(a, room_id, "third")
+    new = await send_message(a, room_id, "third")
     history = await get_messages(a, room_id)
     assert [(m["content"], m["seq"], m["readBy"]) for m in history["messages"]] == [
         ("first", None, ["pair-b"]),
@@ -247,7 +246,7 @@ async def test_send_refused_before_storing_frees_its_client_message_id(call_acti
 
 async def test_mark_read_of_nothing_reports_the_current_watermark(pair):
     a, b, room_id = pair
-    await send(a, room_id, "one")
+    await send_message(a, room_id, "one")
     await next_frame(b)
     await b.send_json_to({"action": "markRead", "chatRoomId": room_id, "seq": 1})
     assert (await next_frame(b))["data"]["seq"] == 1

@@ -8,8 +8,7 @@ import time
 import pytest
 
 from chat import delivery, domain, services, storage
-from tests.conftest import eventually, new_room
-from tests.test_storage import connection_items
+from tests.helpers import connection_items, eventually, new_room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

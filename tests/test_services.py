@@ -9,8 +9,7 @@ from chat import delivery, domain, services, storage
 from chat.consumers import CLOSE_EXPIRED
 from chat.errors import InvalidRequest, RoomNotFound
 from chat.models import Profile
-from tests.conftest import GroupListener, new_room, next_frame
-from tests.test_storage import connection_items, raw_items
+from tests.helpers import GroupListener, connection_items, new_room, next_frame, raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

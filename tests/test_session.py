@@ -10,8 +10,7 @@ from chat import delivery, services, storage
 from chat.domain import Connection
 from chat.hub import hub
 from chat.services import reaping
-from tests.conftest import eventually
-from tests.test_storage import connection_items, raw_items
+from tests.helpers import connection_items, eventually, raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

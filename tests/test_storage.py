@@ -4,31 +4,14 @@ import asyncio
 import time
 
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 
 from chat import domain, storage
 from chat.errors import StorageUnavailable
 from chat.storage import batching, control, dynamo
-from tests.conftest import approve, eventually, new_room, next_frame
+from tests.helpers import approve, connection_items, eventually, new_room, next_frame, raw_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def raw_items(pk: str) -> list[dict]:
-    """Every item under pk, straight from DynamoDB."""
-    response = control.client().query(
-        TableName=settings.DYNAMODB_TABLE,
-        KeyConditionExpression="PK = :pk",
-        ExpressionAttributeValues={":pk": {"S": pk}},
-        ConsistentRead=True,
-    )
-    deserializer = TypeDeserializer()
-    return [{k: deserializer.deserialize(v) for k, v in item.items()} for item in response["Items"]]
-
-
-def connection_items(user_id: str) -> list[dict]:
-    return [item for item in raw_items(f"USER#{user_id}") if item["SK"].startswith("CONNECTION#")]
 
 
 def is_iso_ms(text: str) -> bool:
