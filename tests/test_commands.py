@@ -126,4 +126,7 @@ def test_a_decision_storage_cannot_record_is_undone_everywhere(monkeypatch):
 
 def test_create_table_and_reap_connections_report_what_they_did(settings):
     assert run("create_table") == f"table {settings.DYNAMODB_TABLE} already exists"
-    assert run("reap_connections").startswith("reaped ")
+    services.reap_expired_connections_sync()  # whatever earlier tests left to expire
+    expired = domain.Connection("cmd-conn", "cmd-user", "2026-01-01T00:00:00.000Z", int(time.time()) - 5)
+    storage.run_sync(storage.put_connection, expired)
+    assert run("reap_connections") == "reaped 1 connection(s)"
