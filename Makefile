@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-app install-bench lock run manage test lint bench bench-quick bench-clients clean
+.PHONY: install install-app install-bench lock run manage test test-unit lint bench bench-quick bench-clients clean
 
 # The lock files (README "Dependencies"): the app's for `make run`, the dev
 # set for the tests and the tooling, plus plotting for the benchmark. One stamp
@@ -49,13 +49,11 @@ node_modules/.installed: package.json package-lock.json
 run: install-app
 	$(PY) -m devtools.run
 
-# manage.py against the server of `make run`, e.g.
+# manage.py against the server of `make run`, whatever PORT, REDIS_URL or
+# DynamoDB it was given (it writes them to var/run.env: devtools/manage.py), e.g.
 #   make manage ARGS="issue_token --sub alice --name Alice"
 manage: $(VENV)/.installed-app
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} JWT_DEV_ISSUER=$${JWT_DEV_ISSUER:-1} \
-	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
-	DYNAMODB_ENDPOINT_URL=$${DYNAMODB_ENDPOINT_URL:-http://127.0.0.1:$${DYNAMODB_LOCAL_PORT:-8001}} \
-	$(PY) manage.py $(ARGS)
+	@$(PY) -m devtools.manage $(ARGS)
 
 # Debian's packages the tests run for real: chromium, which Playwright drives
 # (never a browser download), and nginx in front of daphne. Installed with
@@ -72,6 +70,12 @@ $(CHROMIUM) $(NGINX):
 # DYNAMODB_ENDPOINT_URL / REDIS_URL point elsewhere.
 test: install $(CHROMIUM) $(NGINX)
 	DJANGO_DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests marked `unit` alone, in seconds: nothing started, and Redis and
+# DynamoDB pointed at closed ports, so a test that needs them fails.
+test-unit: install
+	DJANGO_DEBUG=1 REDIS_URL=redis://127.0.0.1:1 DYNAMODB_ENDPOINT_URL=http://127.0.0.1:1 \
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 # The tooling gate (pyproject.toml): lint, formatting, strict types.
 lint: install

@@ -78,6 +78,9 @@ def configure_django(workdir: Path, dynamodb_url: str, redis_url: str, run_id: s
         # As deployed: DEBUG off (it records every SQL query).
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": uuid.uuid4().hex,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Plain HTTP on loopback: the server fetches its own JWKS over it.
+        "SECURE_SSL_REDIRECT": "0",
         "JWT_DEV_ISSUER": "1",
         "JWT_ISSUER": ISSUER,
         "JWT_AUDIENCE": "chat-dev",

@@ -15,7 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import auth, events, services, validation, verification
+from chat import auth, events, metrics, services, validation, verification
 from chat.domain import Identity
 from chat.errors import (
     AuthenticationFailed,
@@ -28,6 +28,7 @@ from chat.errors import (
     VerificationRequired,
 )
 from chat.ratelimit import KeyedBuckets
+from chat.services import people
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(settings.BASE_DIR) / "docs" / "openapi.json"
@@ -56,6 +57,7 @@ def _bearer(request: HttpRequest) -> str | None:
 
 
 def _error(error: ChatError) -> JsonResponse:
+    metrics.ERRORS.labels(error.code, "http").inc()
     response = JsonResponse(events.error_body(error), status=error.status)
     if isinstance(error, AuthenticationFailed):
         response["WWW-Authenticate"] = 'Bearer realm="chat"'
@@ -65,7 +67,8 @@ def _error(error: ChatError) -> JsonResponse:
 
 
 def endpoint(*methods: str) -> Callable[[View], View]:
-    """Authenticate, dispatch on method, and turn ChatErrors into JSON errors."""
+    """Authenticate, refuse suspended users (USER_SUSPENDED, 403), dispatch
+    on method, and turn ChatErrors into JSON errors."""
 
     def wrap(view: View) -> View:
         @csrf_exempt
@@ -76,7 +79,9 @@ def endpoint(*methods: str) -> Callable[[View], View]:
                     raise MethodNotAllowed()
                 identity = await auth.authenticate(_bearer(request))
                 if wait_ms := _wait_ms(identity.user_id):
+                    metrics.RATE_LIMITED.labels("api_requests").inc()
                     raise RateLimited(retry_after_ms=wait_ms)
+                await services.ensure_not_suspended(identity.user_id)  # the PROFILE item: no ORM
                 return await view(request, identity, *args, **kwargs)
             except ChatError as error:
                 return _error(error)
@@ -147,9 +152,25 @@ async def rooms(request: HttpRequest, identity: Identity) -> JsonResponse:
 
 
 @endpoint("GET")
+async def me(request: HttpRequest, identity: Identity) -> JsonResponse:
+    """Who the token is for and whether they may send: the browser client
+    locks its input from the start for an unverified user."""
+    status = await services.current_status(identity.user_id)
+    return JsonResponse({"userId": identity.user_id, "nickname": identity.nickname, "verificationStatus": status})
+
+
+@endpoint("GET")
 async def room_detail(request: HttpRequest, identity: Identity, room_id: str) -> JsonResponse:
     page = await services.history(identity, validation.room_id(room_id))
     return JsonResponse({"room": events.room_data(page.room), "messages": page.messages, "hasMore": page.has_more})
+
+
+@endpoint("GET")
+async def room_participants(request: HttpRequest, identity: Identity, room_id: str) -> JsonResponse:
+    participants = await people.room_participants(identity, validation.room_id(room_id))
+    return JsonResponse(
+        {"chatRoomId": room_id, "participants": [{"userId": p.user_id, "nickname": p.nickname} for p in participants]}
+    )
 
 
 @endpoint("GET")

@@ -66,7 +66,10 @@ class JwksCache:
         """Whether key(kid) would answer from the cache, without a fetch."""
         return kid in self._keys and time.monotonic() - self._fetched_at <= self.max_age
 
-    def refresh(self) -> None:
+    def refresh(self, *, quiet: bool = False) -> None:
+        """Fetch the key set (at most every MIN_REFRESH_SECONDS once one is
+        held). A failure is logged, at DEBUG when quiet, and raises
+        AuthUnavailable only while no key set is held."""
         with self._lock:
             if time.monotonic() - self._attempted_at < MIN_REFRESH_SECONDS and self._keys:
                 return
@@ -75,7 +78,7 @@ class JwksCache:
                 self._keys = self._fetch()
                 self._fetched_at = time.monotonic()
             except (OSError, ValueError) as exc:
-                log.warning("JWKS fetch from %s failed: %s", self.url, exc)
+                log.log(logging.DEBUG if quiet else logging.WARNING, "JWKS fetch from %s failed: %s", self.url, exc)
                 if not self._keys:
                     raise AuthUnavailable() from exc
 
@@ -95,11 +98,13 @@ class JwksCache:
         return keys
 
     def warm(self, *, attempts: int = 60, interval: float = 0.5) -> None:
-        """Fetch until it works (the issuer may be this very server, still starting)."""
-        for _ in range(attempts):
+        """Fetch until it works. The issuer may be this very server (the dev
+        issuer), which does not listen yet: failures are quiet until the
+        last attempt."""
+        for attempt in range(1, attempts + 1):
             try:
                 self._attempted_at = float("-inf")
-                self.refresh()
+                self.refresh(quiet=attempt < attempts)
                 return
             except AuthUnavailable:
                 time.sleep(interval)
@@ -162,6 +167,18 @@ def verify_token(token: str) -> Identity:
             leeway=settings.JWT_LEEWAY_SECONDS,
             options={"require": REQUIRED_CLAIMS},
         )
+    except jwt.InvalidIssuerError as exc:
+        # Says which side to fix: with `make run`, a token from another
+        # server's dev issuer (another PORT) names that server.
+        token_issuer, expected = _unverified_claim(token, "iss"), settings.JWT_ISSUER
+        raise AuthenticationFailed(
+            f"Invalid token: issuer {token_issuer} is not this server's JWT_ISSUER {expected!r}"
+        ) from exc
+    except jwt.InvalidAudienceError as exc:
+        token_audience, expected = _unverified_claim(token, "aud"), settings.JWT_AUDIENCE
+        raise AuthenticationFailed(
+            f"Invalid token: audience {token_audience} is not this server's JWT_AUDIENCE {expected!r}"
+        ) from exc
     except jwt.PyJWTError as exc:
         raise AuthenticationFailed(f"Invalid token: {exc}") from exc
     if claims.get("token_use", "id") != "id":
@@ -174,6 +191,13 @@ def verify_token(token: str) -> Identity:
     nickname = next((name for name in claimed if name), None) or valid_nickname(subject) or "user"
     groups = claims.get("cognito:groups") or ()
     return Identity(user_id=subject, nickname=nickname, groups=tuple(map(str, groups)), expires_at=float(claims["exp"]))
+
+
+def _unverified_claim(token: str, name: str) -> str:
+    """A claim of a token whose signature checked out, shown for a log line
+    (quoted and cut short: it is the client's text)."""
+    value = jwt.decode(token, options={"verify_signature": False}).get(name)
+    return repr(value)[:120]
 
 
 def _key_id(token: str) -> str | None:

@@ -1,14 +1,15 @@
 """The chat WebSocket: authenticate on connect, then decode each frame,
-validate it, authorise it and hand it to one service call. No storage here."""
+validate it, authorise it and hand it to one service call. No storage here,
+and no policy of its own: the handshake's is chat.handshake's, the rules on
+a registered socket's state (expiry, verification) chat.session's, input's
+chat.validation's, and the rest the services'."""
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from asgiref.typing import ASGIReceiveCallable as Receive
 from asgiref.typing import ASGISendCallable as Send
@@ -18,23 +19,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from chat import auth, backpressure, delivery, events, limits, services, validation, verification
+from chat import auth, backpressure, delivery, events, logs, metrics, services, validation
 from chat.domain import Identity
 from chat.errors import (
     AuthenticationFailed,
     AuthUnavailable,
     ChatError,
     DeliveryUnavailable,
-    InvalidJson,
-    InvalidRequest,
     NotAParticipant,
     RateLimited,
     StorageUnavailable,
-    UnknownAction,
-    VerificationRequired,
+    UserSuspended,
 )
+from chat.handshake import origin_allowed, query_token
 from chat.hub import hub
-from chat.ratelimit import Throttle
 from chat.session import Session
 
 log = logging.getLogger(__name__)
@@ -46,50 +44,18 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_EXPIRED = 4408
 CLOSE_TOO_MANY_SOCKETS = 4429
 CLOSE_TOO_SLOW = 4413
-# One typing event per user and room every 2 s, in this process.
-typing_throttle = Throttle(2.0)
+CLOSE_RESTARTING = 4012  # the server process is stopping (chatproject/serve.py); mirrors 1012
+CLOSE_SUSPENDED = 4430
 
 
-def origin_allowed(scope: dict[str, Any]) -> bool:
-    """Browsers send Origin: it must be one of ALLOWED_ORIGINS ("*": any) or,
-    when that is empty, the origin of the Host header. Origins compare by
-    scheme, host and port, so look-alikes (`http://example.com.evil.net`,
-    `http://example.com:8000@evil`, `null`) fail. daphne puts no scheme in
-    a socket's scope (and TLS may end at a proxy): without one, the Host is
-    read in the Origin's scheme. Clients without Origin pass."""
-    headers = dict(scope.get("headers", []))
-    raw = headers.get(b"origin", b"").decode("latin-1")
-    if not raw or "*" in settings.ALLOWED_ORIGINS:
-        return True
-    origin = validation.origin(raw)
-    if origin is None:
-        return False
-    if settings.ALLOWED_ORIGINS:
-        return origin in {validation.origin(entry) for entry in settings.ALLOWED_ORIGINS}
-    host = headers.get(b"host", b"").decode("latin-1")
-    return origin == validation.origin(host, scheme=scope.get("scheme", origin.scheme))
-
-
-def query_token(scope: dict[str, Any]) -> str | None:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-    return values[0] if values else None
-
-
-def decode_frame(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
-    if text_data is None:
-        raise InvalidJson("Binary frames are not accepted; send JSON text")
-    try:
-        frame = json.loads(text_data)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidJson("Frame is not valid JSON") from exc
-    if not isinstance(frame, dict):
-        raise InvalidJson("Frame must be a JSON object")
-    return frame
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     too_slow = False  # closed for not reading: frames are no longer written
     session: Session | None = None  # once registered, until disconnect or reaping
+    registered_at: float | None = None  # monotonic; set once the socket is registered, never cleared
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         """As channels' consumer, except that this socket's own channel is a
@@ -127,8 +93,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accept first: a close before accept becomes an HTTP 403 and the
         # client never learns the code.
         await self.accept()
+        metrics.CONNECTS.inc()
+        self.accepted_at = time.monotonic()
         self.queued_bytes = backpressure.gauge(self.base_send)
         if not origin_allowed(self.scope):
+            log.info("refused connection: its Origin is not in ALLOWED_ORIGINS")
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
         try:
@@ -138,43 +107,58 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         except AuthUnavailable:
+            log.info("refused connection for now: the issuer's keys could not be fetched")
             await self.close(code=CLOSE_TRY_AGAIN)
             return
         await self._register(identity)
 
     async def _register(self, identity: Identity) -> None:
-        connection_id, opened = uuid.uuid4().hex, None
+        connection_id = uuid.uuid4().hex
+        logs.bind(connection_id=connection_id, user_id=identity.user_id)
+        user_group = delivery.user_group(identity.user_id)
         try:
-            # Join the user's group before reading the verification status, so a
-            # decision made in between still reaches this connection. The
-            # socket's slot is claimed meanwhile; a refused socket writes nothing.
-            _, admitted = await asyncio.gather(
-                self._join(delivery.user_group(identity.user_id)),
-                limits.claim_socket(user_id=identity.user_id, socket_id=connection_id),
+            opened = await services.admit_connection(
+                identity=identity, connection_id=connection_id, joining=self._join(user_group)
             )
-            if admitted:
-                opened = await services.open_connection(identity=identity, connection_id=connection_id)
         except (StorageUnavailable, DeliveryUnavailable) as error:
             log.warning("connection of %s refused for now: %s", identity.user_id, error.message)
-            await limits.release_socket(user_id=identity.user_id, socket_id=connection_id)
-            await self._leave_all()
-            await self.close(code=CLOSE_TRY_AGAIN)
+            await self._refuse(CLOSE_TRY_AGAIN)
+            return
+        except UserSuspended:
+            log.info("connection of %s refused: the user is suspended", identity.user_id)
+            await self._refuse(CLOSE_SUSPENDED)
             return
         if opened is None:
             log.info("connection of %s refused: USER_MAX_SOCKETS are open", identity.user_id)
-            await self._leave_all()
-            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            await self._refuse(CLOSE_TOO_MANY_SOCKETS)
             return
         session = Session(identity=identity, connection=opened.connection, verification=opened.verification)
-        self.session = session
+        self.session, self.registered_at = session, time.monotonic()
+        metrics.OPEN_SOCKETS.inc()
+        log.info("socket opened", extra={"outcome": "opened", "duration_ms": _ms_since(self.accepted_at)})
         session.start(self._close_at_expiry(session))
         try:
             await asyncio.gather(*(self._join_room(session, room_id) for room_id in opened.room_ids))
         except DeliveryUnavailable:
             await self.close(code=CLOSE_TRY_AGAIN)  # disconnect() unregisters it
 
+    async def _refuse(self, code: int) -> None:
+        """Close a socket that is not registered, leaving what it joined."""
+        await self._leave_all()
+        await self.close(code=code)
+
     async def disconnect(self, code: int) -> None:
         await self._end(reaped=False)
+        if self.registered_at is not None:
+            metrics.OPEN_SOCKETS.dec()
+            lifetime_ms = _ms_since(self.registered_at)
+            log.info("socket closed", extra={"outcome": "closed", "code": code, "duration_ms": lifetime_ms})
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Every close the server makes: counted by code, as a refusal if
+        the socket was never registered."""
+        metrics.server_closed(code if isinstance(code, int) else None, registered=self.registered_at is not None)
+        await super().close(code=code, reason=reason)
 
     async def _end(self, *, reaped: bool) -> None:
         """The one teardown, whether the socket closed or its connection was
@@ -207,9 +191,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _close_at_expiry(self, session: Session) -> None:
         """Close the socket with 4401 when its token expires (plus the
         leeway), unless an authenticate frame has moved that time on."""
-        # A loop, not an Event: authenticate moves the time on while we sleep.
-        while (left := session.identity.expires_at + settings.JWT_LEEWAY_SECONDS - time.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(left)
+        await session.until_expired()
         log.info("connection of %s closed: its token expired", session.identity.user_id)
         await self.close(code=CLOSE_UNAUTHORIZED)
 
@@ -219,39 +201,47 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.session
         if session is None:
             return  # refused or closing: frames that raced the close are ignored
-        if time.time() >= session.identity.expires_at + settings.JWT_LEEWAY_SECONDS:  # the timer may not have fired yet
+        if session.expired():  # the timer may not have fired yet
             if session.expiry is not None and not session.expiry.done():
                 session.expiry.cancel()
                 await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        action = None
+        action, outcome, started = None, "ok", time.monotonic()
         try:
             if wait_ms := session.budget.take():
+                metrics.RATE_LIMITED.labels("socket_frames").inc()
                 raise RateLimited(retry_after_ms=wait_ms)
-            frame = decode_frame(text_data, bytes_data)
+            frame = validation.client_frame(text_data)
             action = frame.get("action")
-            await self._handler(action)(session, frame)
+            with logs.context(action=metrics.action_label(action)):
+                await self._handler(action)(session, frame)
+        except UserSuspended as error:  # found on re-reading the profile: the suspension's event was lost
+            outcome = error.code
+            await self._close_suspended()
         except ChatError as error:
+            outcome = error.code
             await self.send_frame(events.error_frame(error, validation.echoed_action(action)))
         except Exception:
+            outcome = ChatError.code
             log.exception("unexpected error handling %r", action)
             await self.send_frame(events.error_frame(ChatError(), validation.echoed_action(action)))
+        metrics.frame_handled(action, outcome, started)
+
+    # The client frames' actions (docs/protocol.md) and their handlers.
+    handlers = {
+        "sendMessage": "on_send_message",
+        "getMessages": "on_get_messages",
+        "markRead": "on_mark_read",
+        "typing": "on_typing",
+        "ping": "on_ping",
+        "authenticate": "on_authenticate",
+    }
 
     def _handler(self, action: Any) -> Callable[[Session, dict[str, Any]], Awaitable[None]]:
-        if not isinstance(action, str):
-            raise InvalidRequest("action must be a string")
-        handlers = {
-            "sendMessage": self.on_send_message,
-            "getMessages": self.on_get_messages,
-            "markRead": self.on_mark_read,
-            "typing": self.on_typing,
-            "ping": self.on_ping,
-            "authenticate": self.on_authenticate,
-        }
-        if action not in handlers:
-            shown = validation.echoed_action(action)
-            raise UnknownAction(f"Unknown action: {shown}" if shown else None)
-        return handlers[action]
+        handler: Callable[[Session, dict[str, Any]], Awaitable[None]] = getattr(
+            self, self.handlers[validation.action(action, self.handlers)]
+        )
+        return handler
 
     async def on_ping(self, session: Session, frame: dict[str, Any]) -> None:
         await self.send_frame(events.pong_frame())
@@ -259,19 +249,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_authenticate(self, session: Session, frame: dict[str, Any]) -> None:
         """Extend the session with a fresh token of the same user. A token
         that fails, or names another user, is refused and changes nothing."""
-        token = frame.get("token")
-        if not isinstance(token, str) or not token:
-            raise InvalidRequest("token must be a non-empty string")
-        identity = await auth.authenticate(token)
-        if identity.user_id != session.identity.user_id:
-            raise AuthenticationFailed("The token is for another user")
-        session.identity = identity
-        valid_until = identity.expires_at + settings.JWT_LEEWAY_SECONDS
-        await self.send_frame(events.authenticated_frame(identity.user_id, valid_until))
+        session.renew(await auth.authenticate(validation.token(frame.get("token"))))
+        await self.send_frame(events.authenticated_frame(session.identity.user_id, session.valid_until))
 
     async def on_send_message(self, session: Session, frame: dict[str, Any]) -> None:
         request = validation.send_message(frame)
-        await self._ensure_verified(session)
+        await session.ensure_verified()
         result = await services.send_message(
             sender_id=session.identity.user_id, request=request, origin_channel=self.channel_name
         )
@@ -293,7 +276,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_mark_read(self, session: Session, frame: dict[str, Any]) -> None:
         room_id = validation.room_id(frame.get("chatRoomId"))
         seq = validation.seq(frame.get("seq"), "seq")
-        await self._ensure_verified(session)  # read receipts reach the room
+        await session.ensure_verified()  # read receipts reach the room
         user_id = session.identity.user_id
         watermark, moved = await services.mark_read(user_id=user_id, room_id=room_id, seq=seq)
         if not moved:  # nobody else is told; this connection still learns where it stands
@@ -303,21 +286,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = validation.room_id(frame.get("chatRoomId"))
         if room_id not in session.rooms:
             raise NotAParticipant()
-        await self._ensure_verified(session)
-        if not typing_throttle.ready((session.identity.user_id, room_id)):
-            return  # dropped quietly: clients send one per keystroke
+        await session.ensure_verified()
         await services.typing(user_id=session.identity.user_id, room_id=room_id)
-
-    async def _ensure_verified(self, session: Session) -> None:
-        """The cached status is kept current by verification events. In case
-        such an event was lost, a negative status is re-read at every send
-        and a positive one once it is VERIFICATION_RECHECK_SECONDS old."""
-        stale = time.monotonic() - session.verified_at > settings.VERIFICATION_RECHECK_SECONDS
-        if session.verification != verification.APPROVED or stale:
-            session.verification = await services.current_status(session.identity.user_id)
-            session.verified_at = time.monotonic()
-        if session.verification != verification.APPROVED:
-            raise VerificationRequired()
 
     async def send_frame(self, frame: events.ServerFrame) -> None:
         await self._write(events.encode(frame))
@@ -334,6 +304,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
         if 0 < settings.SOCKET_SEND_BUFFER_BYTES < self.queued_bytes():
             self.too_slow = True
+            metrics.SLOW_SOCKETS_DROPPED.inc()
             log.info("closing a socket that does not read: %d bytes unsent", self.queued_bytes())
             await self.close(code=CLOSE_TOO_SLOW)
 
@@ -345,12 +316,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if self.session is not None and event.get("skip_user") == self.session.identity.user_id:
             return
+        metrics.DELIVERIES.inc()
         await self._write(event["text"])
 
     async def chat_verification(self, event: events.VerificationEvent) -> None:
         if self.session is not None:
-            self.session.verification, self.session.verified_at = event["status"], time.monotonic()
-            await self.send_frame(events.verification_frame(event["status"]))
+            self.session.note_verification(event["status"])
+            await self.send_frame(events.verification_frame(event["status"], event.get("reason")))
+
+    async def chat_suspended(self, event: events.SuspendedEvent) -> None:
+        if self.session is not None:
+            await self._close_suspended()
+
+    async def _close_suspended(self) -> None:
+        """End the session first, so that frames racing the close are
+        ignored, then close with 4430."""
+        if self.session is not None:
+            log.info("connection of %s closed: the user is suspended", self.session.identity.user_id)
+        await self._end(reaped=False)
+        await self.close(code=CLOSE_SUSPENDED)
 
     async def chat_room_joined(self, event: events.RoomJoinedEvent) -> None:
         if self.session is not None:

@@ -14,7 +14,7 @@ from django.conf import settings
 
 # events imports this module, so its types are named in quotes: they are
 # looked up once both modules are loaded.
-from chat import events
+from chat import events, metrics
 from chat.tasks import PerLoop
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,11 @@ def user_group(user_id: str) -> str:
 
 
 async def _send(group: str, event: "events.ChannelEvent") -> None:
-    await get_channel_layer().group_send(group, {**event, "group": group})
+    try:
+        await get_channel_layer().group_send(group, {**event, "group": group})
+    except Exception:
+        metrics.PUBLISH_FAILURES.inc()
+        raise
 
 
 async def to_room(room_id: str, event: "events.ChannelEvent") -> None:

@@ -78,6 +78,9 @@ class Message:
     seq: int | None
     read_by: tuple[str, ...] = field(default=())
     client_message_id: str | None = None
+    # When staff removed it (ISO 8601): a tombstone, its content emptied,
+    # its key and seq kept (chat.services.moderation).
+    deleted_at: str | None = None
 
     @property
     def created_at(self) -> str:
@@ -102,3 +105,4 @@ class UserProfile:
     user_id: str
     nickname: str
     verification_status: str
+    suspended: bool = False  # staff suspended the user: no socket, no HTTP call

@@ -155,3 +155,20 @@ class ActivityTaken(ChatError):
     code = "ACTIVITY_TAKEN"
     status = 409
     default_message = "This activity already has a chat room; join it"
+
+
+class UserSuspended(ChatError):
+    """Staff suspended the user: sockets are closed (4430), HTTP calls
+    refused, until the suspension is lifted."""
+
+    code = "USER_SUSPENDED"
+    status = 403
+    default_message = "This account is suspended"
+
+
+class MessageNotFound(ChatError):
+    """The room has no message with that seq (for staff's tools)."""
+
+    code = "MESSAGE_NOT_FOUND"
+    status = 404
+    default_message = "No such message in this chat room"

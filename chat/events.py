@@ -31,6 +31,8 @@ class MessageData(TypedDict):
     timestamp: int
     seq: int | None
     readBy: NotRequired[list[str]]
+    removed: NotRequired[Literal[True]]  # staff removed it: content is empty
+    deletedAt: NotRequired[str]
 
 
 class RoomData(TypedDict):
@@ -78,6 +80,13 @@ class AuthenticatedData(TypedDict):
 
 class VerificationData(TypedDict):
     status: str
+    reason: NotRequired[str]  # staff's reason, when they gave one
+
+
+class MessageRemovedData(TypedDict):
+    chatRoomId: str
+    messageId: str
+    seq: int | None
 
 
 class RoomLeftData(TypedDict):
@@ -148,6 +157,12 @@ class VerificationFrame(TypedDict):
 
 
 @final
+class MessageRemovedFrame(TypedDict):
+    type: Literal["messageRemoved"]
+    data: MessageRemovedData
+
+
+@final
 class RoomFrame(TypedDict):
     type: Literal["room"]
     data: RoomData
@@ -186,6 +201,7 @@ ServerFrame = (
     | PongFrame
     | AuthenticatedFrame
     | VerificationFrame
+    | MessageRemovedFrame
     | RoomFrame
     | RoomLeftFrame
     | ReadFrame
@@ -222,6 +238,12 @@ class FramesEvent(_Routed):
 class VerificationEvent(_Routed):
     type: Literal["chat.verification"]
     status: str
+    reason: NotRequired[str]
+
+
+@final
+class SuspendedEvent(_Routed):
+    type: Literal["chat.suspended"]
 
 
 @final
@@ -245,7 +267,7 @@ class ReapedEvent(_Routed):
 
 # The hub writes frame events to the sockets itself and posts the others to
 # each member consumer, whose method of the same name handles them.
-ConsumerEvent = VerificationEvent | RoomJoinedEvent | RoomLeftEvent | ReapedEvent
+ConsumerEvent = VerificationEvent | RoomJoinedEvent | RoomLeftEvent | ReapedEvent | SuspendedEvent
 ChannelEvent = FrameEvent | FramesEvent | ConsumerEvent
 
 
@@ -279,6 +301,8 @@ def message_data(message: Message, *, read_by: Iterable[str] | None = None) -> M
     }
     if read_by is not None:
         data["readBy"] = list(read_by)
+    if message.deleted_at is not None:
+        data["removed"], data["deletedAt"] = True, message.deleted_at
     return data
 
 
@@ -345,8 +369,20 @@ def authenticated_frame(user_id: str, valid_until: float) -> AuthenticatedFrame:
     return {"type": "authenticated", "data": {"userId": user_id, "validUntil": iso_from_ms(int(valid_until * 1000))}}
 
 
-def verification_frame(status: str) -> VerificationFrame:
-    return {"type": "verification", "data": {"status": status}}
+def verification_frame(status: str, reason: str | None = None) -> VerificationFrame:
+    data: VerificationData = {"status": status}
+    if reason:
+        data["reason"] = reason
+    return {"type": "verification", "data": data}
+
+
+def message_removed_frame(message: Message) -> MessageRemovedFrame:
+    """Staff removed the message: clients hide it (history keeps it as a
+    tombstone under its seq)."""
+    return {
+        "type": "messageRemoved",
+        "data": {"chatRoomId": message.room_id, "messageId": message.message_id, "seq": message.seq},
+    }
 
 
 def room_frame(room: RoomData) -> RoomFrame:
@@ -385,8 +421,16 @@ def deliver_many(frames: Sequence[tuple[ServerFrame, str | None]]) -> FramesEven
     return {"type": "chat.frames", "frames": [{"text": encode(frame), "skip_user": skip} for frame, skip in frames]}
 
 
-def verification_changed(status: str) -> VerificationEvent:
-    return {"type": "chat.verification", "status": status}
+def verification_changed(status: str, reason: str | None = None) -> VerificationEvent:
+    event: VerificationEvent = {"type": "chat.verification", "status": status}
+    if reason:
+        event["reason"] = reason
+    return event
+
+
+def user_suspended() -> SuspendedEvent:
+    """For the suspended user's connections, which close (4430)."""
+    return {"type": "chat.suspended"}
 
 
 def room_joined(room: Room) -> RoomJoinedEvent:

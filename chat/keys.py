@@ -21,6 +21,7 @@ Added by this project:
 | USER#{userId}         | CLIENTMSG#{roomId}#{clientMessageId} | idempotent-send record |
 | ACTIVITY#{activityId} | METADATA                     | which room an activity has (created once) |
 | SERVERS               | SERVER#{owner}               | a server process's heartbeat (chat.services.liveness) |
+| READYZ                | READYZ                       | never written: `/readyz` reads it |
 
 Every Connection and UserConnection item records the `owner` (server
 process) that holds its socket; the Connection item is also in GSI1 under
@@ -57,6 +58,7 @@ LAST_MESSAGE = "LASTMESSAGE"
 SENT_SEQ_PREFIX = "sentSeq#"
 SERVERS_PK = "SERVERS"
 SERVER_PREFIX = "SERVER#"
+READINESS_PROBE = "READYZ"
 
 
 def _key(pk: str, sk: str) -> Key:
@@ -129,6 +131,11 @@ def activity_room(activity_id: str, room_id: str) -> Key:
 
 def activity(activity_id: str) -> Key:
     return _key(activity_pk(activity_id), METADATA)
+
+
+def readiness_probe() -> Key:
+    """A key that is never written: /readyz reads it to see DynamoDB answer."""
+    return _key(READINESS_PROBE, READINESS_PROBE)
 
 
 def sent_seq_attribute(user_id: str) -> str:

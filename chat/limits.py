@@ -1,8 +1,10 @@
 """Per-user abuse limits that hold across server processes: sends a second,
 rooms created an hour, open sockets. They are counted in the channel
-layer's Redis, under its key prefix (deployments and test runs that share a
-Redis never share counters), by Lua scripts on Redis's clock: each check is
-one atomic round trip, on a client of the running event loop.
+layer's Redis (the first server, when REDIS_URL names several: a user's
+counters must live in one place, and they are few and small), under its key
+prefix (deployments and test runs that share a Redis never share counters),
+by Lua scripts on Redis's clock: each check is one atomic round trip, on a
+client of the running event loop.
 
 Fail open: when Redis does not answer within LIMITS_REDIS_TIMEOUT_SECONDS,
 a check passes and a WARNING is logged (at most every 10 s). Redis already
@@ -25,6 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from chat import metrics
 from chat.errors import RateLimited
 from chat.ratelimit import Throttle
 
@@ -121,6 +124,7 @@ async def _take(kind: str, user_id: str, rate: float, burst: int) -> None:
         _outage(error)
         return
     if wait_ms:
+        metrics.RATE_LIMITED.labels(f"user_{kind}").inc()
         raise RateLimited(retry_after_ms=int(wait_ms))
 
 

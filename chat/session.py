@@ -14,9 +14,9 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import limits, services
+from chat import limits, services, verification
 from chat.domain import Connection, Identity
-from chat.errors import StorageUnavailable
+from chat.errors import AuthenticationFailed, StorageUnavailable, VerificationRequired
 from chat.ratelimit import TokenBucket
 from chat.tasks import stop
 
@@ -38,6 +38,43 @@ class Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     tasks: "list[asyncio.Task[None]]" = field(default_factory=list, repr=False)
     expiry: "asyncio.Task[None] | None" = field(default=None, repr=False)
+
+    @property
+    def valid_until(self) -> float:
+        """When the token expires, leeway included (Unix seconds)."""
+        return self.identity.expires_at + settings.JWT_LEEWAY_SECONDS
+
+    def expired(self) -> bool:
+        return time.time() >= self.valid_until
+
+    async def until_expired(self) -> None:
+        """Return once the token has expired, however often renew() moved
+        that time on meanwhile."""
+        while (left := self.valid_until - time.time()) > 0:  # noqa: ASYNC110 -- renew() moves the time on while we sleep
+            await asyncio.sleep(left)
+
+    def renew(self, identity: Identity) -> None:
+        """Go on with a fresher token of the same user; another user's token
+        is refused and changes nothing."""
+        if identity.user_id != self.identity.user_id:
+            raise AuthenticationFailed("The token is for another user")
+        self.identity = identity
+
+    def note_verification(self, status: str) -> None:
+        """A decision on the user, as its event told it."""
+        self.verification, self.verified_at = status, time.monotonic()
+
+    async def ensure_verified(self) -> None:
+        """Raise VerificationRequired unless the user is approved. The cached
+        status is kept current by verification events. In case such an
+        event was lost, a negative status is re-read at every check and a
+        positive one once it is VERIFICATION_RECHECK_SECONDS old."""
+        stale = time.monotonic() - self.verified_at > settings.VERIFICATION_RECHECK_SECONDS
+        if self.verification != verification.APPROVED or stale:
+            self.verification = await services.current_status(self.identity.user_id)
+            self.verified_at = time.monotonic()
+        if self.verification != verification.APPROVED:
+            raise VerificationRequired()
 
     def start(self, close_at_expiry: Coroutine[Any, Any, None]) -> None:
         """Keep the registry items and the socket's slot alive, and run

@@ -1,12 +1,14 @@
 """Parsing and validation of client requests into typed values."""
 
+import json
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from chat.errors import InvalidRequest, MessageTooLong
+from chat.errors import InvalidJson, InvalidRequest, MessageTooLong, UnknownAction
 
 MAX_CONTENT_UTF16 = 5000
 MAX_CLIENT_MESSAGE_ID = 64
@@ -32,6 +34,20 @@ class SendMessage:
     room_id: str
     content: str
     client_message_id: str | None
+
+
+def client_frame(text_data: str | None) -> dict[str, Any]:
+    """A socket frame as the JSON object it must be (text_data is None for
+    a binary frame)."""
+    if text_data is None:
+        raise InvalidJson("Binary frames are not accepted; send JSON text")
+    try:
+        frame = json.loads(text_data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson("Frame is not valid JSON") from exc
+    if not isinstance(frame, dict):
+        raise InvalidJson("Frame must be a JSON object")
+    return frame
 
 
 def room_id(value: Any, field: str = "chatRoomId") -> str:
@@ -76,6 +92,23 @@ def echoed_action(value: Any) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return None
+    return value
+
+
+def action(value: Any, known: Collection[str]) -> str:
+    """A frame's action, which must be one of known."""
+    if not isinstance(value, str):
+        raise InvalidRequest("action must be a string")
+    if value not in known:
+        shown = echoed_action(value)
+        raise UnknownAction(f"Unknown action: {shown}" if shown else None)
+    return value
+
+
+def token(value: Any) -> str:
+    """An authenticate frame's token (checked by chat.auth, not here)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("token must be a non-empty string")
     return value
 
 

@@ -17,9 +17,11 @@ from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # In DEBUG the admin's static files are served here; in production a
-        # reverse proxy or CDN serves `collectstatic` output.
-        "http": ASGIStaticFilesHandler(django_http) if settings.DEBUG else django_http,
+        # Static files (the browser client's, the admin's) are served here
+        # from the apps' static directories, in production too, so that the
+        # server alone serves a working chat; a reverse proxy or CDN in front
+        # may serve `collectstatic` output instead.
+        "http": ASGIStaticFilesHandler(django_http),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

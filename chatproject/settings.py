@@ -6,10 +6,12 @@ set DJANGO_SECRET_KEY (the server refuses to start without it unless
 DJANGO_DEBUG is on).
 """
 
+import ipaddress
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -28,6 +30,8 @@ def env_bool(name: str, default: bool = False) -> bool:
     value = env_str(name)
     if not value:
         return default
+    if value.lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ImproperlyConfigured(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
     return value.lower() in {"1", "true", "yes", "on"}
 
 
@@ -51,6 +55,43 @@ def env_list(name: str) -> list[str]:
     return [item.strip() for item in env_str(name).split(",") if item.strip()]
 
 
+def shown_url(value: str) -> str:
+    """value for an error message, its password (if any) masked."""
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        password = None
+    return value.replace(f":{password}@", ":***@") if password else value
+
+
+def env_url(name: str, default: str, schemes: set[str]) -> str:
+    """A URL setting whose scheme is one of schemes and, unless it is a Unix
+    socket, has a host and a valid port."""
+    value = env_str(name, default)
+    return check_url(name, value, schemes) if value else value
+
+
+def env_urls(name: str, default: str, schemes: set[str]) -> list[str]:
+    """A comma-separated list of URLs, each checked as env_url checks one."""
+    return [check_url(name, value, schemes) for value in env_list(name) or [default]]
+
+
+def check_url(name: str, value: str, schemes: set[str]) -> str:
+    """value, the setting name's, if it is a URL as env_url wants one."""
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in schemes and (parts.scheme == "unix" or bool(parts.hostname))
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+    except ValueError:
+        valid = False
+    if not valid:
+        kinds = ", ".join(f"{scheme}://" for scheme in sorted(schemes))
+        raise ImproperlyConfigured(
+            f"{name} must be a URL ({kinds}) with a host and a valid port, not {shown_url(value)!r}"
+        )
+    return value
+
+
 DEBUG = env_bool("DJANGO_DEBUG")
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -59,7 +100,13 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only, refused above otherwise)
 
 PORT = env_int("PORT", 8000)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["127.0.0.1", "localhost", "[::1]"]
+if not 0 < PORT < 65536:
+    raise ImproperlyConfigured(f"PORT must be a TCP port number (1-65535), not {PORT}")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or (["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is off: the host names clients use, e.g. chat.example.com"
+    )
 # Browser origins allowed to open the WebSocket. Empty means "same origin as
 # the Host header"; "*" allows any. Clients that send no Origin are allowed.
 ALLOWED_ORIGINS = env_list("ALLOWED_ORIGINS")
@@ -105,13 +152,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.config(
-        env="DATABASE_URL",
-        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=60,
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.config(
+            env="DATABASE_URL",
+            default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+            conn_max_age=60,
+        )
+    }
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a database URL (postgres://user:password@host/db, sqlite:///path): {exc}"
+    ) from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Pool threads write concurrently: wait for the lock instead of failing,
     # and take it at BEGIN so that read-then-write transactions cannot deadlock.
@@ -135,7 +187,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # channel and per process: a connection that falls this far behind loses
 # frames (dropped with only an INFO log). group_expiry matches the
 # connection lifetime; live hubs re-join their groups long before it.
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379")
+# REDIS_URL may name several Redis servers, comma-separated: the channel
+# layer shards its groups and channels over them by name (channels-redis,
+# a crc32 of the name; every process must list the same servers in the same
+# order). The per-user limits (chat/limits.py) use the first.
+REDIS_URLS = env_urls("REDIS_URL", "redis://127.0.0.1:6379", {"redis", "rediss", "unix"})
+REDIS_URL = REDIS_URLS[0]
 CHANNEL_LAYER = env_str("CHANNEL_LAYER", "redis-pubsub")
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 1000)
 CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 86400)
@@ -146,11 +203,12 @@ REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 # in Redis; a read timeout at or below that kills every consumer.
 CHANNEL_REDIS_HOSTS = [
     {
-        "address": REDIS_URL,
+        "address": url,
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
         "max_connections": REDIS_MAX_CONNECTIONS,
     }
+    for url in REDIS_URLS
 ]
 if CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -178,7 +236,7 @@ else:
     raise ImproperlyConfigured("CHANNEL_LAYER must be 'redis-pubsub', 'redis' or 'memory'")
 
 # --- DynamoDB ----------------------------------------------------------------
-DYNAMODB_ENDPOINT_URL = env_str("DYNAMODB_ENDPOINT_URL") or None
+DYNAMODB_ENDPOINT_URL = env_url("DYNAMODB_ENDPOINT_URL", "", {"http", "https"}) or None
 DYNAMODB_TABLE = env_str("DYNAMODB_TABLE", "chat")
 AWS_REGION = env_str("AWS_REGION", "us-east-1")
 # The data plane (every storage call of a request) runs on the event loop:
@@ -288,11 +346,105 @@ JWT_JWKS_URL = env_str("JWT_JWKS_URL") or (f"{JWT_ISSUER}/.well-known/jwks.json"
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", 30)
 JWT_JWKS_TIMEOUT_SECONDS = env_int("JWT_JWKS_TIMEOUT_SECONDS", 3)
 JWT_JWKS_CACHE_SECONDS = env_int("JWT_JWKS_CACHE_SECONDS", 3600)
+if not DEBUG and not (JWT_ISSUER and JWT_AUDIENCE):
+    raise ImproperlyConfigured(
+        "COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID (or JWT_ISSUER and JWT_AUDIENCE) must be set"
+        " when DJANGO_DEBUG is off: without them no token is accepted"
+    )
+env_url("JWT_JWKS_URL", JWT_JWKS_URL, {"http", "https"})
 
+# --- HTTPS (production) --------------------------------------------------------
+# Off DEBUG, HTTP requests are redirected to HTTPS (except the load balancer's
+# probes), HSTS is sent and cookies are secure: `manage.py check --deploy`
+# is then clean once SECURE_HSTS_PRELOAD is on as well (README "Deployment").
+# Behind a proxy that ends TLS, SECURE_PROXY_SSL_HEADER names the header it
+# sets (X-Forwarded-Proto: https), else every request looks like plain HTTP
+# and is redirected for ever. The proxy must overwrite that header.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_ssl_header.upper().replace('-', '_')}", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+
+# --- Graceful restart (chatproject/serve.py) -----------------------------------
+# On SIGTERM a server process stops accepting, closes its sockets with 4012
+# (clients reconnect to another process at once), lets their teardown
+# (registry items, presence) finish, and exits within this many seconds;
+# what is not torn down by then is left to the other processes' reaper.
+SHUTDOWN_TIMEOUT_SECONDS = env_float("SHUTDOWN_TIMEOUT_SECONDS", 10.0)
+if SHUTDOWN_TIMEOUT_SECONDS < 1:
+    raise ImproperlyConfigured("SHUTDOWN_TIMEOUT_SECONDS must be at least 1")
+
+# --- Browser client (chat/web.py) ---------------------------------------------
+# With a real issuer the page signs in through the issuer's hosted sign-in:
+# OIDC authorization code with PKCE (Cognito's Hosted UI: the user pool
+# domain's /oauth2/authorize and /oauth2/token). All three of the authorize
+# URL, the token URL and a client id turn it on; the app client must be a
+# public one (no secret) with the page's URL as a callback URL.
+OIDC_AUTHORIZE_URL = env_str("OIDC_AUTHORIZE_URL")
+OIDC_TOKEN_URL = env_str("OIDC_TOKEN_URL")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID") or COGNITO_CLIENT_ID
+OIDC_SCOPES = env_str("OIDC_SCOPES", "openid profile email")
+# Empty: the page's own address (origin + "/").
+OIDC_REDIRECT_URI = env_str("OIDC_REDIRECT_URI")
+
+# --- Operations: readiness, metrics, logs (README "Operations") ----------------
+# /readyz gives Redis and DynamoDB this long (both at once) to answer.
+READY_TIMEOUT_SECONDS = env_float("READY_TIMEOUT_SECONDS", 1.0)
+if READY_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("READY_TIMEOUT_SECONDS must be positive")
+# /metrics answers clients in METRICS_ALLOWED_NETWORKS ("none": no network)
+# and any client that sends `Authorization: Bearer <METRICS_TOKEN>`. A proxy
+# on the same host makes every client loopback: do not route /metrics
+# through it, or set METRICS_ALLOWED_NETWORKS=none and a token.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+_metrics_networks = env_list("METRICS_ALLOWED_NETWORKS") or ["127.0.0.0/8", "::1/128"]
+try:
+    METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(network, strict=False) for network in _metrics_networks if network.lower() != "none"
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"METRICS_ALLOWED_NETWORKS must be addresses or networks (10.0.0.0/8), or none: {exc}"
+    ) from exc
+# text: `time LEVEL logger: message key=value...`; json: one object a line.
+LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}")
+# One INFO line per client frame (action, outcome, duration) from chat.frames.
+LOG_FRAMES = env_bool("LOG_FRAMES")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {
+        "context": {"()": "chat.logs.ContextFilter"},
+        "client_errors_at_info": {"()": "chat.logs.ClientErrorsAtInfo"},
+    },
+    "formatters": {"text": {"()": "chat.logs.TextFormatter"}, "json": {"()": "chat.logs.JsonFormatter"}},
+    # The handler holds lines to LOG_LEVEL too: client errors come down to
+    # INFO after their logger's level check.
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+            "level": LOG_LEVEL,
+        }
+    },
+    "loggers": {
+        # Django's own console handler would print its lines a second time.
+        "django": {"handlers": []},
+        # "Found credentials in environment variables." on every command.
+        "botocore.credentials": {"level": "WARNING"},
+        "django.request": {"filters": ["client_errors_at_info"]},
+        "chat.frames": {"level": "INFO" if LOG_FRAMES else "WARNING"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

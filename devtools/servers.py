@@ -17,6 +17,60 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNALITE = ROOT / "node_modules" / "dynalite" / "cli.js"
+# What `make run` tells `make manage` about its server (devtools/run.py,
+# devtools/manage.py): the settings that name the server and what it talks
+# to. Secrets (DJANGO_SECRET_KEY, AWS keys) are never written.
+RUN_ENV_NAMES = (
+    "PORT",
+    "DJANGO_DEBUG",
+    "VAR_DIR",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CHANNEL_LAYER",
+    "CHANNEL_PREFIX",
+    "DYNAMODB_ENDPOINT_URL",
+    "DYNAMODB_TABLE",
+    "AWS_REGION",
+    "JWT_DEV_ISSUER",
+    "JWT_DEV_KEY_PATH",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_JWKS_URL",
+    "COGNITO_REGION",
+    "COGNITO_USER_POOL_ID",
+    "COGNITO_CLIENT_ID",
+)
+
+
+def var_dir() -> Path:
+    """Where local state lives: VAR_DIR, as the settings read it."""
+    return Path(os.environ.get("VAR_DIR") or ROOT / "var")
+
+
+def run_env_path() -> Path:
+    return var_dir() / "run.env"
+
+
+def write_run_env(path: Path) -> None:
+    """The RUN_ENV_NAMES set in this environment, one NAME=value a line,
+    readable by the owner only (DATABASE_URL may hold a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}={os.environ[name]}\n" for name in RUN_ENV_NAMES if os.environ.get(name)]
+    temporary = path.with_suffix(".tmp")
+    temporary.unlink(missing_ok=True)
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.writelines(lines)
+    temporary.replace(path)
+
+
+def read_run_env(path: Path) -> dict[str, str]:
+    """What write_run_env wrote, or nothing if there is no such file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.partition("=") for line in text.splitlines())
+    return {name: value for name, mark, value in pairs if mark and name in RUN_ENV_NAMES}
 
 
 def use_local_credentials() -> None:

@@ -65,7 +65,17 @@ def issuer() -> Iterator[TestIssuer]:
     server.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test runs on this run's services (the `backend` fixture, set up
+    before any other) unless it is marked `unit`: `make test-unit` runs
+    those alone, with neither Redis nor DynamoDB."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and item.get_closest_marker("unit") is None and "backend" not in names:
+            names.insert(0, "backend")
+
+
+@pytest.fixture(scope="session")
 def backend(dynamodb_endpoint: str, redis_url: str, issuer: TestIssuer) -> Iterator[dict[str, str]]:
     """Point the app at this run's table, channel prefix and issuer."""
     table = f"chat-test-{RUN_ID}"
@@ -80,6 +90,21 @@ def backend(dynamodb_endpoint: str, redis_url: str, issuer: TestIssuer) -> Itera
     storage.create_table()
     yield {"endpoint": dynamodb_endpoint, "table": table, "prefix": prefix, "redis_url": redis_url}
     storage.delete_table()
+    forget_run_keys(redis_url, prefix)
+
+
+def forget_run_keys(redis_url: str, prefix: str) -> None:
+    """Delete this run's keys from the Redis it was given: limits counters
+    and channel-layer keys, under the run's prefix and under its servers'
+    (`prefix-name`, tests/helpers.server_env), which the per-test clean-up
+    does not reach (tests/test_redis_cleanup.py)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    finally:
+        client.close()
 
 
 @pytest_asyncio.fixture(autouse=True)
@@ -95,10 +120,14 @@ async def fresh_loop_clients() -> AsyncIterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_limits(backend: dict[str, str]) -> Iterator[None]:
+def fresh_limits(request: pytest.FixtureRequest) -> Iterator[None]:
     """Per-user limits start afresh in each test: all tests of a run share
-    its prefix, and users reused across tests would carry counters over."""
+    its prefix, and users reused across tests would carry counters over.
+    Unit tests have no Redis to clean."""
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else None
     yield
+    if backend is None:
+        return
     client = redis.Redis.from_url(backend["redis_url"])
     stale = list(client.scan_iter(f"{backend['prefix']}:limits:*", count=1000))
     if stale:

@@ -9,19 +9,22 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import parse_qs
 
+import jwt
 from boto3.dynamodb.types import TypeDeserializer
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from websockets.asyncio.client import connect as ws_connect
 
-from chat import services
+from chat import delivery, events, services
 from chat.blocking import run_orm
 from chat.storage import control
 from devtools.servers import ROOT, free_port
@@ -92,11 +95,31 @@ async def next_frame(socket: WebsocketCommunicator, timeout: float = 5) -> dict:
             return received
 
 
+def socket_user(socket: WebsocketCommunicator) -> str:
+    """The user id of the token a test socket connected with."""
+    [token] = parse_qs(socket.scope["query_string"].decode())["token"]
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+async def before_marker(socket: WebsocketCommunicator) -> list[dict]:
+    """The frames the socket receives before a marker (a presence frame of
+    nobody) sent now to its user's group: the channel layer hands this
+    process what was published before the marker first, so once the server
+    has answered the frame whose effects are checked, these are all of them.
+    The user's other sockets get the marker too, and read past it."""
+    marker = events.presence_frame(f"marker-{uuid.uuid4().hex}", online=True)
+    await delivery.to_user(socket_user(socket), events.deliver(marker))
+    received = []
+    while (frame := await socket.receive_json_from(timeout=5)) != marker:
+        received.append(frame)
+    return received
+
+
 async def quiet(socket: WebsocketCommunicator) -> bool:
-    """True when nothing but presence frames is pending."""
-    while not await socket.receive_nothing(timeout=0.2):
-        received = await socket.receive_json_from()
-        assert received["type"] in PASSING_FRAMES, received
+    """True when nothing but presence frames comes before a marker (see
+    before_marker)."""
+    received = await before_marker(socket)
+    assert all(frame["type"] in PASSING_FRAMES for frame in received), received
     return True
 
 
@@ -186,6 +209,8 @@ def server_env(backend: dict[str, str], workdir: Path, issuer_port: int, layer: 
         REDIS_URL=backend["redis_url"],
         CHANNEL_PREFIX=f"{backend['prefix']}-{name}",
         CHANNEL_LAYER=layer,
+        # A stop (terminate()) ends well within the tests' wait(10).
+        SHUTDOWN_TIMEOUT_SECONDS="5",
     )
     return env
 
@@ -219,11 +244,12 @@ class LiveServer:
     env: dict[str, str]
     output: Path
 
-    def manage(self, *args: str) -> None:
+    def manage(self, *args: str) -> str:
         result = subprocess.run(
             [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
 
 
 @contextmanager
@@ -246,6 +272,7 @@ def live_server(
         DYNAMODB_TABLE=f"{backend['table']}-{name}",
         REDIS_URL=backend["redis_url"],
         CHANNEL_PREFIX=f"{backend['prefix']}-{name}",
+        SHUTDOWN_TIMEOUT_SECONDS="5",  # a stop ends well within the wait(10) below
         **settings,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", env, workdir / "daphne.out")

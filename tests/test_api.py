@@ -6,7 +6,7 @@ import math
 import pytest
 
 from chat import api
-from tests.helpers import approve, new_room, next_frame, quiet, raw_items, send_message
+from tests.helpers import approve, before_marker, new_room, next_frame, quiet, raw_items, send_message
 from tests.openapi import conforms
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -235,10 +235,8 @@ async def test_leave_stops_delivery_and_announces(call, connect, issuer):
     assert await next_frame(leaver) == {"type": "roomLeft", "data": {"chatRoomId": room_id}}
     assert (await next_frame(stayer))["data"]["content"] == "Lee left"
     await send_message(stayer, room_id, "anyone?")
-    frames = []
-    while not await leaver.receive_nothing(timeout=0.3):
-        frames.append((await leaver.receive_json_from())["data"].get("content"))
-    assert "anyone?" not in frames
+    frames = await before_marker(leaver)
+    assert "anyone?" not in [frame["data"].get("content") for frame in frames]
     assert (await call("get", f"/chat/rooms/{room_id}", "leaver")).status_code == 403
 
 

@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from chat import auth, storage
-from chat.consumers import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED, origin_allowed
+from chat.consumers import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
+from chat.handshake import origin_allowed
 from chat.models import Profile
 from tests.issuer import AUDIENCE
 
@@ -156,6 +157,7 @@ def scope(origin: str, host: str = "chat.example", scheme: str | None = None) ->
         ("https://chat.example", "chat.example", None),
     ],
 )
+@pytest.mark.unit
 def test_origin_matches_host_by_scheme_host_and_port(settings, origin, host, scheme):
     settings.ALLOWED_ORIGINS = []
     assert origin_allowed(scope(origin, host, scheme))
@@ -174,6 +176,7 @@ def test_origin_matches_host_by_scheme_host_and_port(settings, origin, host, sch
         ("http://chat.example", "evil@chat.example", None),
     ],
 )
+@pytest.mark.unit
 def test_look_alike_origins_do_not_match_host(settings, origin, host, scheme):
     settings.ALLOWED_ORIGINS = []
     assert not origin_allowed(scope(origin, host, scheme))
@@ -194,6 +197,7 @@ def test_look_alike_origins_do_not_match_host(settings, origin, host, scheme):
         ("http://localhost:3001", False),
     ],
 )
+@pytest.mark.unit
 def test_allowed_origins_compare_by_scheme_host_and_port(settings, origin, allowed):
     settings.ALLOWED_ORIGINS = ["https://app.example", "http://localhost:3000/", "http://localhost:3000"]
     assert origin_allowed(scope(origin, host="api.example")) is allowed
@@ -222,14 +226,17 @@ async def test_a_socket_is_closed_with_4401_when_its_token_expires(connect, issu
 
 async def test_a_fresh_token_of_the_same_user_extends_the_session(connect, issuer, settings):
     settings.JWT_LEEWAY_SECONDS = 0
-    socket = await connect(issuer.token("renewer", exp=int(time.time()) + 2))
+    first_exp = int(time.time()) + 2
+    socket = await connect(issuer.token("renewer", exp=first_exp))
     fresh_exp = int(time.time()) + 600
     await socket.send_json_to({"action": "authenticate", "token": issuer.token("renewer", exp=fresh_exp)})
     answer = await socket.receive_json_from(timeout=5)
     assert answer["type"] == "authenticated" and answer["data"]["userId"] == "renewer"
     valid_until = datetime.fromisoformat(answer["data"]["validUntil"].replace("Z", "+00:00"))
     assert valid_until.timestamp() == fresh_exp
-    await asyncio.sleep(3)
+    # Not synchronisation: the first token's lifetime must run out, with
+    # its timer, before the socket shows it is still open.
+    await asyncio.sleep(first_exp + 1 - time.time())
     await socket.send_json_to({"action": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
 

@@ -62,6 +62,7 @@ def daphne_send(protocol_instance: protocol.Protocol) -> functools.partial:
     return functools.partial(DaphneServer(application=None, endpoints=["tcp:port=0"]).handle_reply, protocol_instance)
 
 
+@pytest.mark.unit
 def test_gauge_counts_what_the_transport_has_not_handed_to_the_kernel(adopted):
     transport, peer = adopted
     queued = backpressure.gauge(daphne_send(transport.protocol))
@@ -79,6 +80,7 @@ def test_gauge_counts_what_the_transport_has_not_handed_to_the_kernel(adopted):
     assert sent == 400_000
 
 
+@pytest.mark.unit
 def test_gauge_looks_through_a_wrapping_protocol_like_tls(adopted):
     transport, _ = adopted
     wrapper = ProtocolWrapper(WrappingFactory(protocol.Factory.forProtocol(protocol.Protocol)), protocol.Protocol())
@@ -88,6 +90,7 @@ def test_gauge_looks_through_a_wrapping_protocol_like_tls(adopted):
     assert queued() == 1000
 
 
+@pytest.mark.unit
 def test_other_servers_get_no_cap_and_one_info_log(caplog, monkeypatch):
     monkeypatch.setattr(backpressure, "_warned", False)
 

@@ -5,11 +5,14 @@ import os
 import threading
 import time
 
+import pytest
+
 from bench import storage_clients
 from bench.report import at_load, capacity_ratio
 from bench.run import acknowledged_loss, cpu_seconds
 
 
+@pytest.mark.unit
 def test_an_acknowledged_message_a_client_does_not_hold_is_lost_once_per_client():
     acks = [["room-1", 5], ["room-1", 6], ["room-1", 7], ["room-2", 3]]
     holdings = [
@@ -21,6 +24,7 @@ def test_an_acknowledged_message_a_client_does_not_hold_is_lost_once_per_client(
     assert acknowledged_loss(acks, holdings) == {"acknowledged": 4, "lost_acknowledged": 3, "unverified_clients": 0}
 
 
+@pytest.mark.unit
 def test_a_client_that_could_not_catch_up_is_unverified_not_lost():
     holdings = [{"room": "room-1", "held": None}, {"room": "room-1", "held": [[1, 1]]}]
     assert acknowledged_loss([["room-1", 1]], holdings) == {
@@ -30,12 +34,14 @@ def test_a_client_that_could_not_catch_up_is_unverified_not_lost():
     }
 
 
+@pytest.mark.unit
 def test_capacity_ratio_against_a_baseline_that_passes_no_step_is_a_lower_bound():
     assert capacity_ratio(800.0, 1600.0, lowest_step=20.0) == 0.5
     assert capacity_ratio(800.0, 0.0, lowest_step=20.0) == "> 40.0"
     assert capacity_ratio(0.0, 0.0, lowest_step=20.0) is None
 
 
+@pytest.mark.unit
 def test_the_event_loop_share_of_cpu_leaves_out_other_threads_work():
     def burn() -> None:
         deadline = time.thread_time() + 0.3
@@ -51,6 +57,7 @@ def test_the_event_loop_share_of_cpu_leaves_out_other_threads_work():
     assert cpu_seconds(pid, pid) - main < 0.1
 
 
+@pytest.mark.unit
 def test_the_fixed_load_step_is_the_nearest_within_fifteen_percent():
     phases = [{"offered_deliveries_per_s": offered, "p99_ms": offered / 10} for offered in (400, 780, 1200)]
     assert at_load(phases, 800)["offered_deliveries_per_s"] == 780

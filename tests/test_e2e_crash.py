@@ -48,6 +48,11 @@ def items(table: str, partition: str, prefix: str = "") -> list[dict]:
     return [dynamo.from_item(item) for item in response["Items"]]
 
 
+def heartbeats(table: str) -> dict[str, int]:
+    """Each server process's heartbeat expiry, by owner."""
+    return {item["owner"]: int(item["expiresAt"]) for item in items(table, keys.SERVERS_PK)}
+
+
 def live_presence(table: str, user_id: str) -> list[str]:
     """The connection attributes of the user's presence item."""
     [presence] = items(table, keys.user_pk(user_id), keys.presence(user_id)["SK"]) or [{}]
@@ -73,7 +78,10 @@ async def test_a_killed_servers_users_go_offline_and_its_connections_are_reaped(
     [a_item] = items(table, keys.user_pk("crash-a"), keys.CONNECTION_PREFIX)
     [b_item] = items(table, keys.user_pk("crash-b"), keys.CONNECTION_PREFIX)
     assert a_item["owner"] != b_item["owner"]
-    await asyncio.sleep(2)  # several heartbeats and reaper rounds: nothing live is touched
+    # Three heartbeats of each server (so two reaper rounds at least): nothing live is touched.
+    first = heartbeats(table)
+    await eventually(lambda: all(heartbeats(table).get(owner, 0) >= at + 3 for owner, at in first.items()), timeout=10)
+    assert items(table, keys.user_pk("crash-a"), keys.CONNECTION_PREFIX) == [a_item]
 
     victim.kill()
     killed = time.monotonic()

@@ -4,6 +4,7 @@ agree with the prose, and must be able to fail."""
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from chat import events
 from chat.domain import Message, Room
 from chat.errors import InvalidJson, NotAParticipant, RateLimited, VerificationRequired
 from tests.frames import FrameCheckingCommunicator, conforms_client_frame, conforms_frame, definitions
+
+pytestmark = pytest.mark.unit
 
 PROTOCOL = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
 
@@ -58,6 +61,7 @@ def test_the_protocols_examples_conform():
 
 
 MESSAGE = Message("m-1", "room-1", "alice", "Hello!", "user", 1796012345678, 42)
+TOMBSTONE = replace(MESSAGE, content="", deleted_at="2026-12-01T10:00:00.000Z")
 ROOM = Room("room-1", ("alice", "bob"), "direct", "2026-11-30T04:25:40.000Z")
 
 
@@ -75,6 +79,9 @@ ROOM = Room("room-1", ("alice", "bob"), "direct", "2026-11-30T04:25:40.000Z")
         events.pong_frame(),
         events.authenticated_frame("alice", 1796012345.5),
         events.verification_frame("approved"),
+        events.verification_frame("rejected", "The photo is blurred"),
+        events.message_removed_frame(MESSAGE),
+        events.messages_frame("room-1", [events.message_data(TOMBSTONE, read_by=["alice"])], has_more=False),
         events.room_frame(events.room_data(ROOM)),
         events.room_left_frame("room-1"),
         events.read_frame("room-1", "bob", 43),
@@ -104,6 +111,16 @@ def test_the_builders_frames_conform(frame):
             "type": "messages",  # history's messages carry readBy
             "data": {"chatRoomId": "room-1", "messages": [events.message_data(MESSAGE)], "hasMore": False},
         },
+        {
+            "type": "messages",  # a tombstone says when it was removed
+            "data": {
+                "chatRoomId": "room-1",
+                "messages": [{**events.message_data(MESSAGE, read_by=[]), "removed": True}],
+                "hasMore": False,
+            },
+        },
+        {"type": "messageRemoved", "data": {"chatRoomId": "room-1", "messageId": "m-1"}},
+        {"type": "verification", "data": {"status": "rejected", "reason": ""}},
     ],
 )
 def test_the_schema_rejects_frames_of_the_wrong_shape(frame):

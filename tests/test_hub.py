@@ -1,14 +1,18 @@
-"""The process's hub (chat.hub): a slow join of one group holds up neither
-frames nor other groups' joins."""
+"""The process's hub (chat.hub) on the in-memory channel layer: a slow join
+of one group holds up neither frames nor other groups' joins."""
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
+from channels.layers import channel_layers
 
 from chat.hub import Hub, hub
 from tests.helpers import eventually
+
+pytestmark = pytest.mark.unit
 
 
 class Recorder:
@@ -50,8 +54,11 @@ def group(kind: str) -> str:
 
 
 @pytest_asyncio.fixture
-async def slow_hub(monkeypatch) -> AsyncIterator[tuple[Hub, SlowJoins]]:
-    """This loop's hub, on a layer whose joins of one group are held."""
+async def slow_hub(monkeypatch, settings) -> AsyncIterator[tuple[Hub, SlowJoins]]:
+    """This loop's hub, on an in-memory layer whose joins of one group are
+    held."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
     process_hub = hub()
     layer = SlowJoins(process_hub.layer, group("room"))
     monkeypatch.setattr(process_hub, "layer", layer)

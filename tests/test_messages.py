@@ -89,6 +89,15 @@ async def test_concurrent_duplicates_from_two_tabs_store_one_message(connect, is
     assert len((await storage.messages_page(room_id))[0]) == 1
 
 
+async def acks_of(socket, count: int) -> list[dict]:
+    """The next count acks the socket receives (messages read past)."""
+    acks: list[dict] = []
+    while len(acks) < count:
+        if (frame := await next_frame(socket))["type"] == "ack":
+            acks.append(frame["data"])
+    return acks
+
+
 async def test_client_message_ids_are_scoped_to_user_and_room(connect, issuer, pair):
     a, b, room_id = pair
     other_room = await new_room("pair-a", "pair-b", "pair-c")
@@ -96,7 +105,8 @@ async def test_client_message_ids_are_scoped_to_user_and_room(connect, issuer, p
         await socket.send_json_to(
             {"action": "sendMessage", "chatRoomId": room, "content": "x", "clientMessageId": "same"}
         )
-    await asyncio.sleep(0.5)
+    acks = await acks_of(a, 2) + await acks_of(b, 1)
+    assert len({ack["messageId"] for ack in acks}) == 3
     assert len((await storage.messages_page(room_id))[0]) == 2
     assert len((await storage.messages_page(other_room))[0]) == 1
 
@@ -222,6 +232,8 @@ async def test_typing_reaches_other_members_at_most_every_two_seconds(connect, i
     await a.send_json_to({"action": "typing", "chatRoomId": room_id})
     assert await next_frame(b) == {"type": "typing", "data": {"chatRoomId": room_id, "userId": "pair-a"}}
     await a.send_json_to({"action": "typing", "chatRoomId": room_id})
+    await a.send_json_to({"action": "ping"})
+    assert await next_frame(a) == {"type": "pong"}  # the second typing frame was handled
     assert await quiet(b)
     assert await quiet(a2) and await quiet(a)
     outsider = await connect(issuer.token("outsider-t"))

@@ -2,7 +2,6 @@
 real daphne process, whose output must never hold a token."""
 
 import asyncio
-import time
 import urllib.error
 import urllib.request
 
@@ -11,7 +10,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from chatproject.serve import redact
-from tests.helpers import live_server
+from tests.helpers import eventually, live_server
 
 
 def get(url: str) -> int:
@@ -31,6 +30,7 @@ def get(url: str) -> int:
         ("/chat/rooms?tokens=abc", "/chat/rooms?tokens=abc"),
     ],
 )
+@pytest.mark.unit
 def test_redact_replaces_every_token_parameter(uri, expected):
     assert redact(uri) == expected
 
@@ -49,7 +49,8 @@ def test_no_token_reaches_the_servers_output(backend, issuer, tmp_path):
                 assert closed.value.rcvd.code == 4401
 
         asyncio.run(socket())
-        time.sleep(0.5)  # the access log line is written after the response
+        # The access log line of the socket is written after its close.
+        asyncio.run(eventually(lambda: server.output.read_text().count("oken=[redacted]") == 3))
     output = server.output.read_text()
     assert output.count("oken=[redacted]") == 3, output  # the access log was written, redacted
     assert "refused connection: Malformed token" in output  # and our own log, with the reason only

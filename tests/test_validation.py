@@ -3,7 +3,9 @@
 import pytest
 
 from chat import validation
-from chat.errors import InvalidRequest
+from chat.errors import InvalidJson, InvalidRequest, UnknownAction
+
+pytestmark = pytest.mark.unit
 
 MAX_SAFE = 2**53 - 1
 
@@ -133,3 +135,21 @@ def test_malformed_origins_parse_to_none(value):
 )
 def test_only_actions_utf8_can_carry_are_echoed(value, echoed):
     assert validation.echoed_action(value) == echoed
+
+
+@pytest.mark.parametrize("text", [None, "", "not json", "[1]", '"ping"', "null", "[" * 100_000])
+def test_a_socket_frame_must_be_a_json_object(text):
+    with pytest.raises(InvalidJson):
+        validation.client_frame(text)
+
+
+def test_a_socket_frame_parses_to_its_object():
+    assert validation.client_frame('{"action": "ping"}') == {"action": "ping"}
+
+
+def test_an_action_must_be_a_known_string():
+    assert validation.action("ping", {"ping", "typing"}) == "ping"
+    with pytest.raises(InvalidRequest, match="action must be a string"):
+        validation.action(["ping"], {"ping"})
+    with pytest.raises(UnknownAction, match="Unknown action: joinRoom"):
+        validation.action("joinRoom", {"ping"})

@@ -3,7 +3,8 @@ chat.validation has parsed, changes storage, then emits events (a decision
 kept in Django's database, once it is committed). Used alike by the
 consumer, the HTTP API, management commands and the admin; async, with sync
 twins for sync callers (each on a storage session of its own,
-chat.storage.run_sync), except set_verification, which is sync (the ORM)."""
+chat.storage.run_sync), except staff's decisions (set_verification,
+set_suspension, remove_message), which are sync (the ORM)."""
 
 from typing import Any
 
@@ -11,6 +12,7 @@ from chat import storage
 from chat.domain import Message, Room
 from chat.services.connections import (
     OpenedConnection,
+    admit_connection,
     close_connection,
     forget_connection,
     open_connection,
@@ -27,7 +29,9 @@ from chat.services.messages import (
     send_system_message,
     typing,
 )
-from chat.services.profiles import current_status, status_on_connect
+from chat.services.moderation import remove_message, set_suspension
+from chat.services.overview import RoomMessages, UserOverview, room_messages_sync, user_overview_sync
+from chat.services.profiles import current_status, ensure_not_suspended, status_on_connect
 from chat.services.reaping import reap_dead_servers, reap_expired_connections
 from chat.services.rooms import MAX_PARTICIPANTS, RoomListing, create_room, join_activity, leave_room, list_rooms
 from chat.services.verification import set_verification
@@ -54,11 +58,15 @@ __all__ = [
     "HistoryPage",
     "OpenedConnection",
     "RoomListing",
+    "RoomMessages",
     "SendResult",
+    "UserOverview",
+    "admit_connection",
     "close_connection",
     "create_room",
     "create_room_sync",
     "current_status",
+    "ensure_not_suspended",
     "forget_connection",
     "history",
     "join_activity",
@@ -71,10 +79,14 @@ __all__ = [
     "reap_expired_connections",
     "reap_expired_connections_sync",
     "refresh_connection",
+    "remove_message",
+    "room_messages_sync",
     "send_message",
     "send_system_message",
     "send_system_message_sync",
+    "set_suspension",
     "set_verification",
     "status_on_connect",
     "typing",
+    "user_overview_sync",
 ]

@@ -4,14 +4,15 @@ chat.services.reaping)."""
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import cast
 
 from django.conf import settings
 
-from chat import delivery, storage
+from chat import delivery, limits, storage
 from chat.domain import Connection, Identity, Participation, iso_from_ms, now_ms
-from chat.errors import StorageUnavailable
+from chat.errors import DeliveryUnavailable, StorageUnavailable, UserSuspended
 from chat.services.liveness import liveness
 from chat.services.profiles import status_on_connect
 
@@ -25,6 +26,27 @@ class OpenedConnection:
     connection: Connection
     verification: str
     room_ids: list[str]
+
+
+async def admit_connection(
+    *, identity: Identity, connection_id: str, joining: Awaitable[None]
+) -> OpenedConnection | None:
+    """Claim one of the user's USER_MAX_SOCKETS slots for a new socket while
+    joining (its user's group, joined before the verification status is
+    read so that a decision made in between still reaches the socket), then
+    open_connection. None when every slot is taken: nothing is written.
+    Raises StorageUnavailable, DeliveryUnavailable or UserSuspended, having
+    given the slot back."""
+    try:
+        _, admitted = await asyncio.gather(
+            joining, limits.claim_socket(user_id=identity.user_id, socket_id=connection_id)
+        )
+        if not admitted:
+            return None
+        return await open_connection(identity=identity, connection_id=connection_id)
+    except (StorageUnavailable, DeliveryUnavailable, UserSuspended):
+        await limits.release_socket(user_id=identity.user_id, socket_id=connection_id)
+        raise
 
 
 async def open_connection(*, identity: Identity, connection_id: str) -> OpenedConnection:

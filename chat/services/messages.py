@@ -10,16 +10,19 @@ from typing import Any
 
 from django.conf import settings
 
-from chat import delivery, events, limits, storage, validation
+from chat import delivery, events, limits, metrics, storage, validation
 from chat.domain import Identity, Message, Room, now_ms
 from chat.errors import NotAParticipant, StorageUnavailable
 from chat.events import Ack
+from chat.ratelimit import Throttle
 from chat.storage import Allocation
 
 log = logging.getLogger(__name__)
 SYSTEM_SENDER = "system"
 ADMIN_GROUP = "admin"
 CLIENT_MESSAGE_TTL = 86400
+# One typing event per user and room every 2 s, in this process.
+typing_throttle = Throttle(2.0)
 # Longer than a send's storage calls can take with their retries (each at
 # most DYNAMODB_RETRY_SECONDS plus a read timeout; a batched write starts
 # within 8 s), so a live send is never taken over.
@@ -105,6 +108,7 @@ async def _store(message: Message, allocation: Allocation) -> None:
     except StorageUnavailable:
         _later(storage.withdraw_preview, message, allocation.previous_preview)
         raise
+    metrics.MESSAGES_STORED.labels(message.message_type).inc()
     storage.note_last_message(message)
 
 
@@ -220,6 +224,10 @@ async def mark_read(*, user_id: str, room_id: str, seq: int) -> tuple[int, bool]
 
 
 async def typing(*, user_id: str, room_id: str) -> None:
-    """Tell the room's other members that user_id is typing (not stored).
-    Precondition: the caller checked membership and rate."""
+    """Tell the room's other members that user_id is typing (not stored), at
+    most every 2 s per user and room in this process: clients send one per
+    keystroke, and the rest are dropped quietly. Precondition: the caller
+    checked membership."""
+    if not typing_throttle.ready((user_id, room_id)):
+        return
     await delivery.to_room(room_id, events.deliver(events.typing_frame(room_id, user_id), skip_user=user_id))

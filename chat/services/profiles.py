@@ -7,21 +7,35 @@ item)."""
 from chat import storage, verification
 from chat.blocking import run_orm
 from chat.domain import Identity, UserProfile
+from chat.errors import UserSuspended
 from chat.storage.dynamo import ConditionFailed
 
 PENDING = "pending"
 
 
+def _unless_suspended(profile: UserProfile | None) -> UserProfile | None:
+    if profile is not None and profile.suspended:
+        raise UserSuspended()
+    return profile
+
+
+async def ensure_not_suspended(user_id: str) -> None:
+    """Raise UserSuspended if staff suspended the user (one GetItem, no ORM)."""
+    _unless_suspended(await storage.get_profile(user_id))
+
+
 async def current_status(user_id: str) -> str:
-    """The user's verification status (pending if never seen)."""
-    profile = await storage.get_profile(user_id)
+    """The user's verification status (pending if never seen). Raises
+    UserSuspended if staff suspended the user."""
+    profile = _unless_suspended(await storage.get_profile(user_id))
     return profile.verification_status if profile else PENDING
 
 
 async def status_on_connect(identity: Identity) -> str:
     """The connecting user's verification status. Creates the Django profile
-    (pending) on first sight and keeps its nickname current."""
-    profile = await storage.get_profile(identity.user_id)
+    (pending) on first sight and keeps its nickname current. Raises
+    UserSuspended if staff suspended the user."""
+    profile = _unless_suspended(await storage.get_profile(identity.user_id))
     if profile is not None and profile.nickname == identity.nickname:
         return profile.verification_status
     status = await run_orm(verification.ensure_profile, user_id=identity.user_id, nickname=identity.nickname)

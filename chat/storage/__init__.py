@@ -18,9 +18,11 @@ from chat.storage.connections import (
     set_offline,
     set_online,
     user_connection_ids,
+    user_connections,
 )
 from chat.storage.control import create_table, delete_table, reset_client
 from chat.storage.dynamo import deadline, run_sync, spawn
+from chat.storage.health import probe
 from chat.storage.messages import (
     Allocation,
     ClientMessage,
@@ -33,8 +35,9 @@ from chat.storage.messages import (
     take_over_client_message,
     withdraw_preview,
 )
+from chat.storage.moderation import REMOVED_PREVIEW, message_at, remove_message
 from chat.storage.previews import note_last_message
-from chat.storage.profiles import get_profile, put_profile, set_nickname, set_verification_status
+from chat.storage.profiles import get_profile, put_profile, set_nickname, set_suspended, set_verification_status
 from chat.storage.rooms import (
     activity_room_id,
     add_participant,
@@ -50,6 +53,7 @@ from chat.storage.rooms import (
 from chat.storage.servers import Heartbeat, beat, claim_dead_server, dead_servers, delete_heartbeat, start_heartbeat
 
 __all__ = [
+    "REMOVED_PREVIEW",
     "Allocation",
     "ClientMessage",
     "Heartbeat",
@@ -73,15 +77,18 @@ __all__ = [
     "get_connection",
     "get_profile",
     "get_room",
+    "message_at",
     "messages_page",
     "note_last_message",
     "online_users",
+    "probe",
     "put_connection",
     "put_message",
     "put_profile",
     "put_room",
     "read_seqs",
     "release_client_message",
+    "remove_message",
     "remove_participant",
     "reserve_client_message",
     "reset_client",
@@ -91,11 +98,13 @@ __all__ = [
     "set_nickname",
     "set_offline",
     "set_online",
+    "set_suspended",
     "set_verification_status",
     "spawn",
     "start_heartbeat",
     "take_over_client_message",
     "user_connection_ids",
+    "user_connections",
     "user_participations",
     "withdraw_preview",
 ]

@@ -69,6 +69,18 @@ async def user_connection_ids(user_id: str, *, now: int) -> list[str]:
     return [item["connectionId"] for item in items]
 
 
+async def user_connections(user_id: str, *, now: int) -> list[Connection]:
+    """The user's unexpired connections (their UserConnection items)."""
+    items = await dynamo.query(
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+        FilterExpression="#ttl > :now",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues=dynamo.values(pk=keys.user_pk(user_id), prefix=keys.CONNECTION_PREFIX, now=now),
+        ConsistentRead=True,
+    )
+    return [_connection_from({**item, "userId": user_id}) for item in items]
+
+
 def expired_connections(*, now: int) -> Iterator[Connection]:
     """Connection items whose ttl has passed. A blocking Scan (the control
     plane): for the periodic reaper on the blocking pool, never for a

@@ -34,7 +34,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from django.conf import settings
 from yarl import URL
 
-from chat import keys
+from chat import keys, metrics
 from chat.errors import StorageUnavailable
 from chat.storage import schema
 
@@ -235,11 +235,15 @@ async def call(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
     except ConditionalCheckFailed:
         raise ConditionFailed() from None
     except ValidationException as exc:
+        metrics.STORAGE_ERRORS.labels(operation).inc()
         log.error("DynamoDB %s refused: %s", operation, exc)
         raise ItemRejected("The item could not be stored") from exc
     except Exception as exc:  # transport, throttling past the budget, a closed session, a garbled answer
+        metrics.STORAGE_ERRORS.labels(operation).inc()
         log.error("DynamoDB %s failed after %.1f s: %r", operation, time.monotonic() - started, exc)
         raise StorageUnavailable() from exc
+    finally:
+        metrics.STORAGE_SECONDS.labels(operation).observe(time.monotonic() - started)
 
 
 async def retry_unprocessed(send: Callable[[T], Awaitable[T]], pending: T, *, what: str) -> None:

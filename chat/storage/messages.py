@@ -131,7 +131,7 @@ async def withdraw_preview(message: Message, previous: dict[str, str]) -> None:
         pass  # a later message owns the preview now
 
 
-def _message_from(values: dict[str, Any]) -> Message:
+def message_from(values: dict[str, Any]) -> Message:
     return Message(
         message_id=values["messageId"],
         room_id=values["chatRoomId"],
@@ -142,6 +142,7 @@ def _message_from(values: dict[str, Any]) -> Message:
         seq=int(values["seq"]) if "seq" in values else None,
         read_by=tuple(values.get("readBy", ())),
         client_message_id=values.get("clientMessageId"),
+        deleted_at=values.get("deletedAt"),
     )
 
 
@@ -181,7 +182,7 @@ async def messages_page(
     )
     items = [item for item in items if item["SK"] not in (lower, upper)]
     has_more = len(items) > limit
-    page = [_message_from(item) for item in items[:limit]]
+    page = [message_from(item) for item in items[:limit]]
     return (page if forward else page[::-1]), has_more
 
 

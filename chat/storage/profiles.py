@@ -15,6 +15,7 @@ def _profile_from(values: dict[str, Any]) -> UserProfile:
         user_id=values["userId"],
         nickname=values.get("nickname", ""),
         verification_status=values.get("verificationStatus", "pending"),
+        suspended=bool(values.get("suspended", False)),
     )
 
 
@@ -52,4 +53,17 @@ async def set_verification_status(user_id: str, status: str) -> None:
         keys.profile(user_id),
         UpdateExpression="SET userId = :user, verificationStatus = :status, nickname = if_not_exists(nickname, :user)",
         ExpressionAttributeValues=dynamo.values(user=user_id, status=status),
+    )
+
+
+async def set_suspended(user_id: str, suspended: bool) -> None:
+    """Suspend the user or lift it: the flag every connect and HTTP call
+    reads with the item it reads anyway (no ORM on those paths)."""
+    await dynamo.update(
+        keys.profile(user_id),
+        UpdateExpression=(
+            "SET userId = :user, suspended = :suspended, nickname = if_not_exists(nickname, :user),"
+            " verificationStatus = if_not_exists(verificationStatus, :pending)"
+        ),
+        ExpressionAttributeValues=dynamo.values(user=user_id, suspended=suspended, pending="pending"),
     )
