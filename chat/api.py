@@ -101,7 +101,8 @@ async def _ensure_verified(identity: Identity) -> None:
         raise VerificationRequired()
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any]:
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """A request's JSON object body, or the client error that says why not."""
     try:
         raw = request.body
     except RequestDataTooBig as exc:  # over DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -136,7 +137,7 @@ async def rooms(request: HttpRequest, identity: Identity) -> JsonResponse:
     if request.method == "GET":
         listings = await services.list_rooms(identity.user_id)
         return JsonResponse({"rooms": [_listing(listing) for listing in listings]})
-    fields = validation.create_room(_json_body(request))
+    fields = validation.create_room(json_body(request))
     # Activities bind to a room on their first join; a caller naming one
     # here could squat it for everybody who joins later. Staff may.
     if fields.activity_id is not None and services.ADMIN_GROUP not in identity.groups:

@@ -3,8 +3,8 @@ are static files under chat/static/chat/), the configuration it reads at
 start, and, with the dev issuer only, the local sign-in that signs a token
 for a typed user id and nickname."""
 
-import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,9 +13,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from chat import dev_issuer, events, validation
-from chat.api import MethodNotAllowed
+from chat.api import MethodNotAllowed, json_body
 from chat.blocking import run_blocking
-from chat.errors import ChatError, InvalidJson, InvalidRequest, NotFound
+from chat.errors import ChatError, InvalidRequest, NotFound
 
 PAGE = (Path(__file__).resolve().parent / "static" / "chat" / "index.html").read_bytes()
 DEV_TOKEN_SECONDS = 3600
@@ -73,13 +73,7 @@ async def client_config(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"devSignIn": settings.JWT_DEV_ISSUER, "oidc": oidc})
 
 
-def _dev_identity(body: bytes) -> tuple[str, str]:
-    try:
-        fields = json.loads(body or b"{}")
-    except (ValueError, RecursionError) as exc:
-        raise InvalidJson("Body is not valid JSON") from exc
-    if not isinstance(fields, dict):
-        raise InvalidJson("Body must be a JSON object")
+def _dev_identity(fields: dict[str, Any]) -> tuple[str, str]:
     user_id = validation.user_id(fields.get("userId"))
     raw_nickname = fields.get("nickname")
     if raw_nickname is not None and not isinstance(raw_nickname, str):
@@ -98,7 +92,7 @@ async def dev_token(request: HttpRequest) -> JsonResponse:
             raise NotFound()
         if request.method != "POST":
             raise MethodNotAllowed()
-        user_id, nickname = _dev_identity(request.body)
+        user_id, nickname = _dev_identity(json_body(request))
         # The first call may create the RSA key (a file, a key generation).
         token = await run_blocking(dev_issuer.issue_token, sub=user_id, name=nickname, ttl=DEV_TOKEN_SECONDS)
     except ChatError as error:

@@ -57,18 +57,6 @@ async def get_connection(connection_id: str, *, now: int) -> Connection | None:
     return _connection_from(values)
 
 
-async def user_connection_ids(user_id: str, *, now: int) -> list[str]:
-    """Ids of the user's unexpired connections."""
-    items = await dynamo.query(
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-        FilterExpression="#ttl > :now",
-        ExpressionAttributeNames={"#ttl": "ttl"},
-        ExpressionAttributeValues=dynamo.values(pk=keys.user_pk(user_id), prefix=keys.CONNECTION_PREFIX, now=now),
-        ConsistentRead=True,
-    )
-    return [item["connectionId"] for item in items]
-
-
 async def user_connections(user_id: str, *, now: int) -> list[Connection]:
     """The user's unexpired connections (their UserConnection items)."""
     items = await dynamo.query(
@@ -79,6 +67,11 @@ async def user_connections(user_id: str, *, now: int) -> list[Connection]:
         ConsistentRead=True,
     )
     return [_connection_from({**item, "userId": user_id}) for item in items]
+
+
+async def user_connection_ids(user_id: str, *, now: int) -> list[str]:
+    """Ids of the user's unexpired connections."""
+    return [conn.connection_id for conn in await user_connections(user_id, now=now)]
 
 
 def expired_connections(*, now: int) -> Iterator[Connection]:
