@@ -450,24 +450,20 @@ class ChatApp {
     event.preventDefault();
     const form = event.target;
     const participantIds = form.participants.value.split(",").map((id) => id.trim()).filter(Boolean);
-    $("side-error").textContent = "";
-    try {
-      const { room } = await this.api.createRoom(participantIds, form.roomName.value.trim() || undefined);
-      this.rooms.upsert(room);
-      form.reset();
-      form.hidden = true;
-      this.openRoom(room.chatRoomId);
-    } catch (error) {
-      this.showError("side-error", error);
-    }
+    await this.enterRoom(form, () => this.api.createRoom(participantIds, form.roomName.value.trim() || undefined));
   }
 
   async joinActivity(event) {
     event.preventDefault();
     const form = event.target;
+    await this.enterRoom(form, () => this.api.joinActivity(form.activity.value.trim()));
+  }
+
+  /** Runs a side-panel form's request for a room, then lists and opens it. */
+  async enterRoom(form, request) {
     $("side-error").textContent = "";
     try {
-      const { room } = await this.api.joinActivity(form.activity.value.trim());
+      const { room } = await request();
       this.rooms.upsert(room);
       form.reset();
       form.hidden = true;
