@@ -65,8 +65,9 @@ async def send_message(*, sender_id: str, request: validation.SendMessage, origi
 async def _send(sender_id: str, request: validation.SendMessage, origin_channel: str | None) -> SendResult:
     message_id = str(uuid.uuid4())
     cid = request.client_message_id
+    ttl = int(time.time()) + CLIENT_MESSAGE_TTL
     if cid is not None:
-        earlier = await _claim(sender_id, request.room_id, cid, message_id)
+        earlier = await _claim(sender_id, request.room_id, cid, message_id, ttl)
         if earlier is not None:
             return SendResult(ack=earlier, message=None)
     try:
@@ -93,7 +94,7 @@ async def _send(sender_id: str, request: validation.SendMessage, origin_channel:
     # retry waits for the lease rather than risk storing the message twice.
     await _store(message, allocation)
     if cid is not None:
-        _later(storage.commit_client_message, sender_id, cid, message)
+        _later(storage.commit_client_message, sender_id, cid, message, ttl=ttl)
     await _deliver(message, skip_channel=origin_channel)
     ack = Ack(message_id, cid, request.room_id, allocation.seq, allocation.timestamp)
     return SendResult(ack=ack, message=message)
@@ -112,12 +113,11 @@ async def _store(message: Message, allocation: Allocation) -> None:
     storage.note_last_message(message)
 
 
-async def _claim(user_id: str, room_id: str, cid: str, message_id: str) -> Ack | None:
+async def _claim(user_id: str, room_id: str, cid: str, message_id: str, ttl: int) -> Ack | None:
     """Claim the clientMessageId for message_id. Returns None when claimed,
     or the earlier send's (duplicate) ack once it has stored its message. A
     claim whose sender died is taken over when its lease runs out."""
     deadline = time.monotonic() + CLAIM_WAIT_SECONDS
-    ttl = int(time.time()) + CLIENT_MESSAGE_TTL
     while True:
         earlier = await storage.reserve_client_message(
             user_id, room_id, cid, message_id=message_id, lease_ms=CLAIM_LEASE_MS, ttl=ttl
@@ -160,7 +160,7 @@ async def _deliver(message: Message, *, skip_channel: str | None = None) -> None
         log.exception("live delivery of %s in room %s failed", message.message_id, message.room_id)
 
 
-def _later(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+def _later(fn: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
     """Best-effort storage work after a message is durable, or cleanup after
     a failed send: it runs on its own, with the full retry budget, so it
     neither delays the answer nor dies with the send's deadline. A failure
@@ -168,7 +168,7 @@ def _later(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
 
     async def apply() -> None:
         try:
-            await fn(*args)
+            await fn(*args, **kwargs)
         except StorageUnavailable:
             log.warning("%s%r not applied", fn.__name__, args)
 

@@ -235,18 +235,23 @@ async def take_over_client_message(
     return True
 
 
-async def commit_client_message(user_id: str, client_message_id: str, message: Message) -> None:
-    """Record that the claimed send stored `message`; later retries get its ack."""
-    try:
-        await dynamo.update(
-            keys.client_message(user_id, message.room_id, client_message_id),
-            UpdateExpression="SET seq = :seq, #ts = :ts",
-            ConditionExpression="messageId = :id",
-            ExpressionAttributeNames={"#ts": "timestamp"},
-            ExpressionAttributeValues=dynamo.values(seq=message.seq, ts=message.timestamp, id=message.message_id),
-        )
-    except ConditionFailed:
-        dynamo.log.warning("send %s outlived its claim on %s", message.message_id, client_message_id)
+async def commit_client_message(user_id: str, client_message_id: str, message: Message, *, ttl: int) -> None:
+    """Record that the claimed send stored `message`; later retries get its
+    ack. Called once the message is stored, so a record with a seq always
+    names a stored message. Unconditional, so it goes through the group
+    commit (under load it shares a call instead of costing one per send):
+    the claim's lease outlasts the send's storage calls and this write
+    (chat.storage.batching bounds both), so no retry has taken the claim over."""
+    await batching.put(
+        {
+            **keys.client_message(user_id, message.room_id, client_message_id),
+            "messageId": message.message_id,
+            "leaseUntil": 0,
+            "ttl": ttl,
+            "seq": message.seq,
+            "timestamp": message.timestamp,
+        }
+    )
 
 
 async def release_client_message(user_id: str, room_id: str, client_message_id: str, message_id: str) -> None:
