@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bench import storage_clients
-from bench.report import at_load, capacity_ratio
+from bench.report import at_load, capacity_ratio, lost_acknowledged, medians
 from bench.run import acknowledged_loss, cpu_seconds
 
 
@@ -32,6 +32,13 @@ def test_a_client_that_could_not_catch_up_is_unverified_not_lost():
         "lost_acknowledged": 0,
         "unverified_clients": 1,
     }
+
+
+@pytest.mark.unit
+def test_a_loss_in_one_repetition_is_reported_although_the_median_is_zero():
+    reps = [{"W1": {"headline": {"lost_acknowledged": lost}}} for lost in (0, 190, 0)]
+    assert medians(reps)["W1"]["lost_acknowledged"] == 0
+    assert lost_acknowledged(reps) == 190
 
 
 @pytest.mark.unit
