@@ -106,12 +106,18 @@ def configure_django(workdir: Path, dynamodb_url: str, redis_url: str, run_id: s
     return env
 
 
-def prepare(params: dict[str, Any]) -> dict[str, Any]:
-    """Users (approved), rooms and tokens shared by every variant."""
+def prepare(params: dict[str, Any], env: dict[str, str], table: str) -> dict[str, Any]:
+    """A new, empty table for one variant's repetition (servers started with
+    env use it), holding approved users and their rooms; and their tokens.
+    A store shared by the whole run grows with every variant's messages and
+    answers more slowly as it does, which would charge the variants that
+    run late for the ones that ran before."""
+    from django.conf import settings
     from django.core.management import call_command
 
     from chat import dev_issuer, domain, services, storage
 
+    env["DYNAMODB_TABLE"] = settings.DYNAMODB_TABLE = table
     call_command("migrate", verbosity=0)
     storage.create_table()
     size = params["room_size"]
@@ -217,6 +223,13 @@ class Server:
         except subprocess.TimeoutExpired:  # an overloaded server may not get round to it
             self.process.kill()
             self.process.wait()
+
+
+def drop_store() -> None:
+    """Delete the table prepare made, so the store does not grow over the run."""
+    from chat import storage
+
+    storage.delete_table()
 
 
 def forget_connections() -> None:
@@ -493,11 +506,13 @@ def main() -> int:
         env = configure_django(
             workdir, os.environ.get("DYNAMODB_ENDPOINT_URL") or dynalite.url, redis_url, uuid.uuid4().hex[:8]
         )
-        shared = prepare(params)
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants.split(",")}
+        table = env["DYNAMODB_TABLE"]
         for rep in range(params["reps"]):
             for variant in runs:
+                shared = prepare(params, env, table=f"{table}-{variant}-{rep}")
                 runs[variant].append(measure(variant, params, shared, env, workdir, rep))
+                drop_store()
     finally:
         if dynalite:
             dynalite.stop()
