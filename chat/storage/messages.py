@@ -246,7 +246,7 @@ async def commit_client_message(user_id: str, client_message_id: str, message: M
         {
             **keys.client_message(user_id, message.room_id, client_message_id),
             "messageId": message.message_id,
-            "leaseUntil": 0,
+            "leaseUntil": 0,  # with a seq, the record is final: no lease to keep
             "ttl": ttl,
             "seq": message.seq,
             "timestamp": message.timestamp,
