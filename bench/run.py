@@ -12,13 +12,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 from bench.loadgen import CATCH_UP_VARIANTS
-from devtools.servers import ROOT, Dynalite, free_port, redis_answers, use_local_credentials
+from devtools.servers import ROOT, Dynalite, free_port, redis_answers, use_local_credentials, wait_until_healthy
 
 RESULTS = ROOT / "bench" / "results"
 ISSUER = "http://bench.local/dev-issuer"
@@ -202,15 +201,8 @@ class Server:
         self.process = subprocess.Popen(
             server_command(variant, self.port), cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server for {variant} did not start; see {log.name}") from None
-                time.sleep(0.2)
+        if not wait_until_healthy(self.port, self.process, timeout=30):
+            raise RuntimeError(f"the server for {variant} did not start; see {log.name}")
         time.sleep(1)  # let the JWKS warm-up finish
 
     def url(self, token: str, room: str) -> str:

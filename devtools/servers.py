@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -86,6 +87,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether the server process started answers /healthz on port before
+    it exits or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def dynamodb_answers(url: str) -> bool:

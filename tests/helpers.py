@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from websockets.asyncio.client import connect as ws_connect
 from chat import delivery, events, services
 from chat.blocking import run_orm
 from chat.storage import control
-from devtools.servers import ROOT, free_port
+from devtools.servers import ROOT, free_port, wait_until_healthy
 from tests import issuer as issuers
 from tests.issuer import AUDIENCE, ISSUER
 
@@ -80,6 +79,15 @@ async def approve(user_id: str, status: str = "approved") -> None:
 async def new_room(*participants: str, name: str | None = None) -> str:
     room = await services.create_room(participant_ids=list(participants), name=name)
     return room.room_id
+
+
+async def connected_pair(connect, issuer, first: str, second: str) -> tuple:
+    """Two approved members of a direct room, each connected: (first's
+    socket, second's socket, room_id)."""
+    await approve(first)
+    await approve(second)
+    room_id = await new_room(first, second)
+    return await connect(issuer.token(first)), await connect(issuer.token(second)), room_id
 
 
 # Presence frames arrive whenever a room-mate connects or leaves; tests about
@@ -183,14 +191,8 @@ def start_daphne(env: dict[str, str], port: int, log_path: Path, *options: str) 
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+    assert wait_until_healthy(port, process, timeout=30), log_path.read_text()
+    return process
 
 
 def server_env(backend: dict[str, str], workdir: Path, issuer_port: int, layer: str, name: str) -> dict[str, str]:

@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.consumers import CLOSE_UNAUTHORIZED
-from devtools.servers import ROOT, free_port
+from devtools.servers import ROOT, free_port, wait_until_healthy
 from tests.helpers import eventually
 
 
@@ -77,14 +75,7 @@ def make_run(backend, tmp_path_factory):
         process = subprocess.Popen(
             [sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, output.read_text()
-            time.sleep(0.2)
+    assert wait_until_healthy(port, process, timeout=60), output.read_text()
     yield var_dir, port, output
     if process.poll() is None:
         process.send_signal(signal.SIGINT)  # Ctrl-C

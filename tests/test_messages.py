@@ -9,7 +9,7 @@ from chat import keys, services, storage
 from chat.domain import Identity, iso_from_ms
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
-from tests.helpers import approve, new_room, next_frame, quiet, send_message
+from tests.helpers import approve, connected_pair, new_room, next_frame, quiet, send_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,10 +34,7 @@ def call_activity():
 @pytest.fixture
 async def pair(connect, issuer):
     """Two approved members of a direct room, connected: (a, b, room_id)."""
-    await approve("pair-a")
-    await approve("pair-b")
-    room_id = await new_room("pair-a", "pair-b")
-    return await connect(issuer.token("pair-a")), await connect(issuer.token("pair-b")), room_id
+    return await connected_pair(connect, issuer, "pair-a", "pair-b")
 
 
 async def test_client_offline_during_20_messages_catches_up_exactly(connect, issuer, pair):

@@ -10,7 +10,7 @@ from chat.blocking import run_orm
 from chat.consumers import CLOSE_SUSPENDED
 from chat.errors import InvalidRequest, MessageNotFound
 from chat.models import Decision
-from tests.helpers import approve, eventually, new_room, next_frame, raw_items, send_message
+from tests.helpers import approve, connected_pair, eventually, new_room, next_frame, raw_items, send_message
 from tests.openapi import conforms
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,10 +80,7 @@ async def test_a_rejection_reaches_the_users_sockets_with_its_reason(connect, is
 @pytest.fixture
 async def chat(connect, issuer):
     """Approved mod-a and mod-b in a direct room, connected: (a, b, room_id)."""
-    await approve("mod-a")
-    await approve("mod-b")
-    room_id = await new_room("mod-a", "mod-b")
-    return await connect(issuer.token("mod-a")), await connect(issuer.token("mod-b")), room_id
+    return await connected_pair(connect, issuer, "mod-a", "mod-b")
 
 
 async def test_removed_message_vanishes_live_and_stays_a_tombstone_in_history(chat, call):
