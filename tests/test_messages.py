@@ -9,7 +9,7 @@ from chat import keys, services, storage
 from chat.domain import Identity, iso_from_ms
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
-from tests.helpers import approve, connected_pair, new_room, next_frame, quiet, send_message
+from tests.helpers import approve, connected_pair, eventually, new_room, next_frame, quiet, raw_items, send_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,6 +138,12 @@ async def test_a_message_that_cannot_be_stored_gives_back_the_room_preview(monke
     await a.send_json_to({"action": "sendMessage", "chatRoomId": room_id, "content": "lost", "clientMessageId": "x"})
     assert (await next_frame(a))["data"]["code"] == "STORAGE_UNAVAILABLE"
     assert await quiet(b)
+
+    def preview() -> tuple[str | None, int]:
+        [metadata] = [item for item in raw_items(f"CHATROOM#{room_id}") if item["SK"] == "METADATA"]
+        return metadata.get("lastMessage"), metadata["lastSeq"]
+
+    assert await eventually(lambda: preview() == ("kept", 2))  # put back off the error's path
     summary = (await storage.room_summaries([room_id]))[room_id]
     assert (summary.last_message, summary.room.last_seq) == ("kept", 2)
 
