@@ -9,7 +9,17 @@ from chat import keys, services, storage
 from chat.domain import Identity, iso_from_ms
 from chat.errors import StorageUnavailable
 from chat.storage import dynamo
-from tests.helpers import approve, connected_pair, eventually, new_room, next_frame, quiet, raw_items, send_message
+from tests.helpers import (
+    approve,
+    before_marker,
+    connected_pair,
+    eventually,
+    new_room,
+    next_frame,
+    quiet,
+    raw_items,
+    send_message,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +53,7 @@ async def test_client_offline_during_20_messages_catches_up_exactly(connect, iss
     await next_frame(a)
     await b.disconnect()
     sent = [await send_message(a, room_id, f"missed {n}") for n in range(20)]
+    await before_marker(a)  # the hub has handed out the last one: b, back, gets none live
 
     b = await connect(issuer.token("pair-b"))
     first = await get_messages(b, room_id, afterSeq=seen["seq"], limit=15)

@@ -152,7 +152,7 @@ async def test_lastmessage_keeps_the_newest_preview_whatever_order_it_is_noted_i
 
 
 async def test_lastmessage_gets_one_write_per_room_per_window(monkeypatch, settings):
-    settings.LASTMESSAGE_WINDOW_MS = 200
+    settings.LASTMESSAGE_WINDOW_MS = 5_000  # the five stores below take well under that, however loaded the machine
     await put_room("busy-room", "a")
     writes, update = [], dynamo.update
 
