@@ -103,9 +103,9 @@ async def _send(sender_id: str, request: validation.SendMessage, origin_channel:
 async def _store(message: Message, allocation: Allocation) -> None:
     """Put the message whose seq allocate took (and pointed the room's
     preview at). If that fails, raise at once: the earlier preview is put
-    back in the background, since a store that just failed the put within
-    the send's deadline has no time left for it. Once stored, LASTMESSAGE
-    follows (later, off the ack path)."""
+    back in the background, with a retry budget of its own (the send's
+    deadline may have none left). Once stored, LASTMESSAGE follows (later,
+    off the ack path)."""
     try:
         await storage.put_message(message)
     except StorageUnavailable:
