@@ -172,8 +172,9 @@ async def test_room_list_is_newest_first_with_unread_counts_and_presence(call, c
     await approve("friend-2")
     for n in range(3):
         await send_message(friend, busy_room, f"b{n}")
-    # The hub hands its sockets a published message a moment after the ack;
-    # past the marker it has, so the lister's socket will not get them live.
+    # The hub hands a published message to its sockets a moment after the
+    # ack; once the friend has the marker, it has handed out all three, so the
+    # lister's socket will not get them live.
     await before_marker(friend)
     lister = await connect(issuer.token("lister"))
     await send_message(lister, quiet_room, "hello quiet")
